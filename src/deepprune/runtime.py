@@ -57,10 +57,23 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
     """Append one JSON line and flush it to disk, so finished work survives a crash."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_torn_tail(path)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, default=_json_default) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a crash left without its newline, so the next record starts on a line of its own."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        data = fh.seek(0) or fh.read()
+        fh.truncate(data.rfind(b"\n") + 1)
 
 
 def read_jsonl_records(path: str | Path) -> list[dict[str, Any]]:
