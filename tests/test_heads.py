@@ -1,0 +1,180 @@
+"""Judge heads: encoding, forward shapes, literal label-token ids, padding invariance, fine-tuning modes."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from deepprune.judge.backbone import resolve_dtype
+from deepprune.judge.heads import GenerativeHead, generative_head, label_token_ids, pad_batch
+from deepprune.judge.prompt import JudgePrompt
+
+PAIRS = [
+    ("Let x = 2. Wait, then $x^{2} = 4$.", "Since x = 3, thus 9"),
+    ("First, compute the sum of the roots: 7", "The answer is \\boxed{7}"),
+    ("so", "Alternatively, suppose the triangle is right-angled, so the area is 12 and the perimeter is 24."),
+]
+
+
+def test_pad_batch_literal():
+    ids, mask = pad_batch([[7, 8], [9], [1, 2, 3]], pad_token_id=0)
+    assert ids.tolist() == [[7, 8, 0], [9, 0, 0], [1, 2, 3]]
+    assert mask.tolist() == [[1, 1, 0], [1, 0, 0], [1, 1, 1]]
+    assert ids.dtype == mask.dtype == torch.long
+
+
+def test_prompt_render_keeps_braces_and_ends_at_answer(tiny_tokenizer):
+    prompt = JudgePrompt()
+    text = prompt.render(tiny_tokenizer, "a {b} \\frac{1}{2}", "{a}")
+    assert "a {b} \\frac{1}{2}" in text and "### Solution B (unfinished)\n{a}\n" in text
+    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert "Reply with one word: yes if they will, no if they will not." in text
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"label_words": ("yes", "yes")}, "two different"),
+        ({"label_words": ("yes",)}, "two different"),
+        ({"user_template": "only {a}"}, r"no \{b\}"),
+        ({"user_template": "{a} {b} {c}"}, "may only use"),
+    ],
+)
+def test_prompt_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        JudgePrompt(**kwargs)
+
+
+def test_label_token_ids_literal(tiny_tokenizer, tiny_generative_head):
+    assert label_token_ids(tiny_tokenizer, ("yes", "no")) == (289, 285)
+    assert tiny_generative_head.label_token_ids == (285, 289)  # column order: (different, same)
+    assert tiny_generative_head.pad_token_id == 0
+    with pytest.raises(ValueError, match="single tokens"):
+        label_token_ids(tiny_tokenizer, ("certainly", "no"))
+
+
+def test_generative_encode_and_forward(tiny_generative_head):
+    head = tiny_generative_head.eval()
+    ids = head.encode(*PAIRS[0])
+    text = head.tokenizer.decode(ids)
+    assert PAIRS[0][0] in text and PAIRS[0][1] in text
+    tail = head.tokenizer.encode("<|im_start|>assistant\n")
+    assert tail[0] == 1 and ids[-len(tail) :] == tail
+    batch_ids, mask = head.collate(PAIRS)
+    with torch.no_grad():
+        logits = head(batch_ids, mask)
+    assert logits.shape == (3, 2) and logits.dtype == torch.float32
+    # independent computation: full-vocabulary LM logits at each row's last real token, one row at a time
+    with torch.no_grad():
+        for i, (a, b) in enumerate(PAIRS):
+            single = torch.tensor([head.encode(a, b)])
+            full = head.backbone(input_ids=single).logits[0, -1]
+            torch.testing.assert_close(logits[i], full[list(head.label_token_ids)], atol=1e-5, rtol=1e-5)
+
+
+def test_generative_left_padding_matches_right(tiny_generative_head):
+    head = tiny_generative_head.eval()
+    seqs = [head.encode(a, b) for a, b in PAIRS]
+    width = max(map(len, seqs))
+    left = torch.tensor([[0] * (width - len(s)) + s for s in seqs])
+    left_mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
+    with torch.no_grad():
+        right = head(*pad_batch(seqs, 0))
+        torch.testing.assert_close(head(left, left_mask), right, atol=1e-5, rtol=1e-5)
+
+
+def test_generative_max_length_truncates_both_traces(tiny_qwen3_dir):
+    head = generative_head(tiny_qwen3_dir, finetune="frozen", dtype="float32", max_length=400)
+    ids = head.encode("Wait, so the sum is 12. " * 40, "Thus the product is 35. " * 40)
+    assert len(ids) <= 400
+    text = head.tokenizer.decode(ids)
+    assert "sum is 12" in text and "product is 35" in text and text.endswith("<|im_start|>assistant\n")
+    assert not any(p.requires_grad for p in head.parameters())
+
+
+def test_custom_label_words(tiny_qwen3_dir, tiny_tokenizer):
+    prompt = JudgePrompt(label_words=("A", "B"))
+    head = generative_head(tiny_qwen3_dir, prompt=prompt, finetune="full", dtype="float32")
+    same, diff = tiny_tokenizer.encode("A"), tiny_tokenizer.encode("B")
+    assert head.label_token_ids == (diff[0], same[0])
+
+
+def test_lora_trains_only_adapters(tiny_lora_head):
+    head = tiny_lora_head.train()
+    trainable = [n for n, p in head.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    ids, mask = head.collate(PAIRS)
+    loss = torch.nn.functional.cross_entropy(head(ids, mask), torch.tensor([1, 0, 1]))
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in head.parameters() if p.requires_grad)
+
+
+def test_gradient_checkpointing_backward(tiny_qwen3_dir):
+    head = generative_head(tiny_qwen3_dir, finetune="lora", lora_r=4, dtype="float32", gradient_checkpointing=True)
+    head.train()
+    ids, mask = head.collate(PAIRS[:2])
+    head(ids, mask).sum().backward()
+    grads = [p.grad for p in head.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)
+
+
+def test_classifier_encode_forward_and_padding(tiny_classifier_head):
+    head = tiny_classifier_head.eval()
+    tok = head.tokenizer
+    ids = head.encode("x = 2", "x = 3")
+    assert ids == tok.encode("x = 2") + tok.encode("\n\n") + tok.encode("x = 3") + [tok.eos_token_id]
+    long_ids = head.encode("Wait, " * 400, "so")
+    assert len(long_ids) == 256 and long_ids[-1] == tok.eos_token_id
+    assert long_ids[-1 - len(tok.encode("so")) :] == tok.encode("so") + [tok.eos_token_id]
+    batch, mask = head.collate(PAIRS)
+    with torch.no_grad():
+        logits = head(batch, mask)
+        assert logits.shape == (3, 2)
+        for i, (a, b) in enumerate(PAIRS):
+            single = torch.tensor([head.encode(a, b)])
+            torch.testing.assert_close(logits[i], head(single, torch.ones_like(single))[0], atol=1e-5, rtol=1e-5)
+
+
+def test_minilm_classifier_uses_native_pairs():
+    from deepprune.judge.heads import minilm
+
+    head = minilm(finetune="lora", lora_r=4, dtype="float32")
+    ids = head.encode("the answer is 4", "it is 5")
+    tok = head.tokenizer
+    assert ids[0] == tok.cls_token_id and ids.count(tok.sep_token_id) == 2
+    assert len(head.encode("word " * 400, "other " * 400)) == 256
+    trainable = [n for n, p in head.named_parameters() if p.requires_grad]
+    assert any("classifier.modules_to_save" in n for n in trainable)  # the new layer trains and is exported
+    assert all("lora_" in n or "modules_to_save" in n for n in trainable)
+    with torch.no_grad():
+        assert head(*head.collate(PAIRS)).shape == (3, 2)
+
+
+def test_resolve_dtype():
+    assert resolve_dtype("float32") is torch.float32 and resolve_dtype("bf16") is torch.bfloat16
+    expected = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    assert resolve_dtype("auto") is expected
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("float8")
+
+
+def test_bad_finetune_mode(tiny_qwen3_dir):
+    with pytest.raises(ValueError, match="finetune must be one of"):
+        generative_head(tiny_qwen3_dir, finetune="adapter")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes installed")
+def test_qlora_without_bitsandbytes_is_a_clear_error(tiny_qwen3_dir):
+    with pytest.raises(ImportError, match="bitsandbytes"):
+        generative_head(tiny_qwen3_dir, finetune="qlora")
+
+
+def test_head_is_a_generative_head(tiny_generative_head):
+    assert isinstance(tiny_generative_head, GenerativeHead) and tiny_generative_head.kind == "generative"
+
+
+def test_generative_max_length_too_small(tiny_qwen3_dir):
+    with pytest.raises(ValueError, match="leaves no room"):
+        generative_head(tiny_qwen3_dir, finetune="frozen", dtype="float32", max_length=50)
