@@ -1,0 +1,5 @@
+"""Generation backends for the online runner: replay (pre-generated traces), hf and vllm (live)."""
+
+from deepprune.online.generators.base import Generator, PrefixRule, TraceState, derive_seed
+
+__all__ = ["Generator", "PrefixRule", "TraceState", "derive_seed"]

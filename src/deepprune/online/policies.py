@@ -1,0 +1,258 @@
+"""Online policies: how N parallel traces of one problem are generated, pruned and voted on.
+
+Every policy is a class with typed arguments (``conf/policy/*.yaml``) and one method,
+``run(problem, generator, seed) -> ProblemOutcome``. They all drive the same :class:`Generator`, so replay and
+live runs are accounted identically.
+
+- :class:`DeepPrunePolicy` (paper section 4.2): every trace generates its prefix (``prefix.reached``); greedy
+  clustering on the prefixes; the largest cluster (ties: the one opened first) lets its first-arrived
+  ``min(|c|, K2)`` members finish (first-arrived, not a sample: arrival order is already random under replay's
+  shuffle, and it favours the traces the judge saw earliest); if every cluster is a singleton, ``K3`` traces
+  sampled (seeded) from all N finish instead. All other traces are released (aborted) before the
+  continuation phase. Majority vote over the finishers' answers. With ``judge=oracle`` it is the oracle upper
+  bound (``conf/policy/oracle.yaml``).
+- :class:`ConsensusPolicy` (cons@N): all N traces finish; majority vote.
+- :class:`DeepConfPolicy` (DeepConf online, facebookresearch/deepconf): ``warmup`` traces finish; each trace's
+  lowest group confidence (minimum over sliding windows of ``window`` tokens of the mean token confidence,
+  token confidence = -mean of the top-20 logprobs; the mean of all tokens when shorter than a window) gives the
+  threshold as its ``percentile``-th percentile over the warmup (90 = DeepConf-low, keeps the top 10%;
+  10 = DeepConf-high, keeps the top 90%). The other traces stop as soon as a full window's mean drops below
+  it. The vote is confidence-weighted (weight = lowest group confidence) over warmup traces at or above the
+  threshold and final traces that were not stopped. Needs ``token_confidences``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from deepprune.online.accounting import ProblemOutcome
+from deepprune.online.clustering import greedy_cluster
+from deepprune.online.generators.base import PrefixRule, TraceState
+from deepprune.online.voting import majority_vote, weighted_vote
+
+if TYPE_CHECKING:
+    from deepprune.online.generators.base import Generator
+    from deepprune.online.judges import PairJudge
+    from deepprune.sources import Problem
+
+__all__ = [
+    "Policy",
+    "DeepPrunePolicy",
+    "ConsensusPolicy",
+    "DeepConfPolicy",
+    "GroupConfidenceStop",
+    "lowest_group_confidence",
+]
+
+
+class Policy(Protocol):
+    name: str
+    n: int
+
+    def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome: ...
+
+
+def _peek(generator: Any, state: TraceState) -> str | None:
+    if state.finished:
+        return state.answer
+    peek = getattr(generator, "peek_answer", None)
+    return peek(state) if callable(peek) else None
+
+
+class DeepPrunePolicy:
+    """Prefix phase, greedy clustering, largest-cluster continuation, majority vote (Table 6 defaults)."""
+
+    def __init__(
+        self,
+        judge: PairJudge,
+        n: int = 512,
+        tau: float = 0.5,
+        max_clusters: int = 16,
+        k1: int = 20,
+        k2: int = 20,
+        k3: int = 32,
+        prefix: PrefixRule | None = None,
+        name: str = "deepprune",
+        checker: Any = None,
+    ) -> None:
+        for key, value in (("n", n), ("max_clusters", max_clusters), ("k1", k1), ("k2", k2), ("k3", k3)):
+            if value < 1:
+                raise ValueError(f"policy.{key} must be >= 1, got {value}")
+        if tau < 0:
+            raise ValueError(f"policy.tau must be >= 0, got {tau}")
+        self.judge = judge
+        self.n, self.tau, self.max_clusters = n, tau, max_clusters
+        self.k1, self.k2, self.k3 = k1, k2, k3
+        self.prefix = prefix if prefix is not None else PrefixRule()
+        self.name = name
+        self.checker = checker
+
+    def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome:
+        states = generator.start(problem, self.n, seed)
+        self.judge.attach(generator)
+        generator.advance(states, until=self.prefix.reached)
+        prefix_tokens = sum(s.num_tokens for s in states)
+        snapshots = [replace(s, token_confidences=list(s.token_confidences)) for s in states]
+        prepare = getattr(self.judge, "prepare", None)
+        if callable(prepare):
+            prepare(snapshots)
+        rng = np.random.default_rng([seed, 0xC1])
+        result = greedy_cluster(snapshots, self.judge, self.tau, self.max_clusters, self.k1, rng)
+
+        if result.all_singletons:
+            k = min(self.k3, len(states))
+            chosen = sorted(rng.choice(len(states), size=k, replace=False).tolist())
+            rule = "k3"
+        else:
+            chosen = result.clusters[result.largest()][: self.k2]
+            rule = "k2"
+        keep = set(chosen)
+        generator.release([s for i, s in enumerate(states) if i not in keep])
+        finishers = [states[i] for i in chosen]
+        before = {s.index: s.num_tokens for s in finishers}
+        generator.advance(finishers)
+        continuation = sum(s.num_tokens - before[s.index] for s in finishers)
+
+        vote = majority_vote([s.answer for s in finishers], self.checker)
+        return ProblemOutcome(
+            policy=self.name,
+            n=len(states),
+            answer=vote.answer,
+            prefix_tokens=prefix_tokens,
+            continuation_tokens=continuation,
+            judge_calls=result.judge_calls,
+            judge_input_tokens=result.judge_input_tokens,
+            clusters=[[states[i].index for i in c] for c in result.clusters],
+            pruned=[states[i].index for i in result.pruned],
+            finishers=[s.index for s in finishers],
+            voters=sum(a is not None for a in (s.answer for s in finishers)),
+            cluster_answers=[_peek(generator, states[c[0]]) for c in result.clusters],
+            extra={"finish_rule": rule, "judge_batches": result.judge_batches},
+        )
+
+
+class ConsensusPolicy:
+    """cons@N: every trace finishes; majority vote."""
+
+    def __init__(self, n: int = 512, name: str | None = None, checker: Any = None) -> None:
+        if n < 1:
+            raise ValueError(f"policy.n must be >= 1, got {n}")
+        self.n = n
+        self.name = name or f"cons@{n}"
+        self.checker = checker
+
+    def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome:
+        states = generator.start(problem, self.n, seed)
+        generator.advance(states)
+        vote = majority_vote([s.answer for s in states], self.checker)
+        return ProblemOutcome(
+            policy=self.name,
+            n=len(states),
+            answer=vote.answer,
+            continuation_tokens=sum(s.num_tokens for s in states),
+            finishers=[s.index for s in states],
+            voters=sum(s.answer is not None for s in states),
+        )
+
+
+def lowest_group_confidence(confidences: Sequence[float], window: int = 2048) -> float:
+    """DeepConf's lowest group confidence: min over sliding windows of the mean token confidence.
+
+    Shorter than one window: the mean of all tokens (0.0 for no tokens), as DeepConf's ``compute_least_grouped``.
+    """
+    c = np.asarray(confidences, dtype=float)
+    if c.size == 0:
+        return 0.0
+    if c.size < window:
+        return float(c.mean())
+    csum = np.concatenate([[0.0], np.cumsum(c)])
+    return float(((csum[window:] - csum[:-window]) / window).min())
+
+
+class GroupConfidenceStop:
+    """Stop predicate of DeepConf online: a full window's mean token confidence is below ``threshold``."""
+
+    def __init__(self, threshold: float, window: int = 2048) -> None:
+        self.threshold = threshold
+        self.window = window
+
+    def __call__(self, state: TraceState) -> bool:
+        c = state.token_confidences
+        return len(c) >= self.window and float(np.mean(c[-self.window :])) < self.threshold
+
+    def first_index(
+        self, text: str, token_ends: Sequence[int], confidences: Sequence[float] | None = None, start: int = 0
+    ) -> int:
+        """Fewest tokens (at least ``start``) at which the predicate holds; ``len(token_ends)`` if never."""
+        total = len(token_ends)
+        if not confidences or total < self.window:
+            return total
+        csum = np.concatenate([[0.0], np.cumsum(np.asarray(confidences, dtype=float))])
+        ns = np.arange(max(start, self.window), total + 1)
+        hits = ns[(csum[ns] - csum[ns - self.window]) / self.window < self.threshold]
+        return int(hits[0]) if hits.size else total
+
+
+class DeepConfPolicy:
+    """DeepConf online (warmup, percentile threshold, early stop, confidence-weighted vote)."""
+
+    def __init__(
+        self,
+        n: int = 512,
+        warmup: int = 16,
+        percentile: float = 90.0,
+        window: int = 2048,
+        name: str | None = None,
+        checker: Any = None,
+    ) -> None:
+        if n < 1 or warmup < 1 or window < 1:
+            raise ValueError(f"policy.n, policy.warmup and policy.window must be >= 1, got {n}, {warmup}, {window}")
+        if not 0 <= percentile <= 100:
+            raise ValueError(f"policy.percentile must be in [0, 100], got {percentile}")
+        self.n, self.warmup, self.percentile, self.window = n, warmup, percentile, window
+        self.name = name or ("deepconf_low" if percentile >= 50 else "deepconf_high")
+        self.checker = checker
+
+    def _lgc(self, state: TraceState) -> float:
+        if state.num_tokens and not state.token_confidences:
+            raise ValueError(
+                f"{self.name} needs token confidences, and trace {state.index} has none "
+                "(replay: the trace source has no token_confidences; live: enable logprobs)"
+            )
+        return lowest_group_confidence(state.token_confidences, self.window)
+
+    def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome:
+        states = generator.start(problem, self.n, seed)
+        warm, rest = states[: self.warmup], states[self.warmup :]
+        generator.advance(warm)
+        warm_conf = [self._lgc(s) for s in warm]
+        bar = float(np.percentile(warm_conf, self.percentile))
+        generator.advance(rest, until=GroupConfidenceStop(bar, self.window))
+        stopped = [s for s in rest if not s.finished]
+        generator.release(stopped)
+
+        answers: list[str | None] = []
+        weights: list[float] = []
+        for s, conf in zip(warm, warm_conf):
+            if conf >= bar and s.answer is not None:
+                answers.append(s.answer)
+                weights.append(conf)
+        for s in rest:
+            if s.finished and s.answer is not None:
+                answers.append(s.answer)
+                weights.append(self._lgc(s))
+        vote = weighted_vote(answers, weights, self.checker)
+        return ProblemOutcome(
+            policy=self.name,
+            n=len(states),
+            answer=vote.answer,
+            prefix_tokens=sum(s.num_tokens for s in warm),
+            continuation_tokens=sum(s.num_tokens for s in rest),
+            finishers=[s.index for s in states if s.finished],
+            voters=len(answers),
+            extra={"threshold": bar, "stopped": [s.index for s in stopped]},
+        )

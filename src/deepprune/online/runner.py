@@ -1,0 +1,165 @@
+"""The online runner: policy (and its cons@N reference) over problems, resumable JSONL, metrics, sweep summary.
+
+``run_online`` runs the policy on every problem, and, when a ``reference`` policy is given (cons@N by default in
+``conf/online.yaml``), runs it on the SAME traces (same per-problem seed, so replay hands out identical samples)
+to measure the token reduction. One record per finished problem is appended to ``<out_dir>/results.jsonl``
+(flushed line by line). Problems already recorded there, or in ``<resume_dir>/results.jsonl`` (copied over), are
+skipped, so an interrupted run resumes where it stopped. ``metrics.json`` holds the summary per policy.
+
+Per-problem seeds are derived from the run seed and the problem id (not its position), so skipping or
+reordering problems never changes which traces a problem gets.
+
+:class:`SweepSummary` is a Hydra callback: at the end of a multirun it reads each job's ``metrics.json`` and
+overrides, writes ``sweep_summary.md`` into the sweep dir and logs the table.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deepprune.online.accounting import format_table, score_outcome, summarize
+from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records, write_metrics
+
+if TYPE_CHECKING:
+    from deepprune.online.generators.base import Generator
+    from deepprune.online.policies import Policy
+    from deepprune.sources import Problem
+
+log = get_logger(__name__)
+
+__all__ = ["problem_seed", "run_online", "metrics_table", "SweepSummary", "RESULTS_FILE"]
+
+RESULTS_FILE = "results.jsonl"
+TABLE_COLUMNS = ("policy", "problems", "accuracy", "tokens_mean", "token_reduction", "judge_calls_mean", "pass_at_k")
+
+
+def problem_seed(seed: int, problem_id: str) -> int:
+    """The seed of one problem: stable across runs, independent of the problem's position."""
+    return seed * 1_000_003 + zlib.crc32(problem_id.encode("utf-8"))
+
+
+def run_online(
+    problems: Sequence[Problem],
+    generator: Generator,
+    policy: Policy,
+    out_dir: str | Path,
+    reference: Policy | None = None,
+    seed: int = 0,
+    resume_dir: str | Path | None = None,
+    checker: Any = None,
+) -> dict[str, Any]:
+    """Run ``policy`` (and ``reference``) on ``problems``; returns the metrics also written to metrics.json."""
+    out_dir = Path(out_dir)
+    results = out_dir / RESULTS_FILE
+    done = {r["problem_id"]: r for r in read_jsonl_records(results)}
+    if resume_dir is not None and Path(resume_dir).resolve() != out_dir.resolve():
+        previous = Path(resume_dir) / RESULTS_FILE
+        if not previous.is_file():
+            raise FileNotFoundError(f"resume_dir: {previous} does not exist")
+        for rec in read_jsonl_records(previous):
+            if rec["problem_id"] not in done:
+                append_jsonl(results, rec)
+                done[rec["problem_id"]] = rec
+    other = sorted({r.get("policy") for r in done.values()} - {policy.name}, key=str)
+    if other:
+        raise ValueError(f"{results}: holds results of policy {other}, not {policy.name!r}; use a fresh run dir")
+    if done:
+        log.info("resuming: %d of %d problems already done", len(done), len(problems))
+
+    todo = [p for p in problems if p.problem_id not in done]
+    for problem in progress(todo, desc=policy.name, total=len(todo), unit="problem"):
+        s = problem_seed(seed, problem.problem_id)
+        rec = {"problem_id": problem.problem_id, "seed": s}
+        rec.update(score_outcome(policy.run(problem, generator, s), problem.gold, checker))
+        if reference is not None:
+            rec["reference"] = score_outcome(reference.run(problem, generator, s), problem.gold, checker)
+        append_jsonl(results, rec)
+        done[problem.problem_id] = rec
+
+    wanted = {p.problem_id for p in problems}
+    records = [r for pid, r in done.items() if pid in wanted]
+    metrics = compute_metrics(records)
+    write_metrics(metrics, out_dir)
+    return metrics
+
+
+def compute_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Summary per policy and the token reduction of the policy against its reference on the same traces."""
+    if not records:
+        return {"policies": {}}
+    name = records[0]["policy"]
+    policies = {name: summarize(records)}
+    metrics: dict[str, Any] = {"policy": name, "policies": policies}
+    refs = [r["reference"] for r in records if r.get("reference")]
+    if refs:
+        ref_name = refs[0]["policy"]
+        policies[ref_name] = summarize(refs)
+        metrics["reference"] = ref_name
+        ref_tokens = policies[ref_name]["tokens_total"]
+        own = policies[name]["tokens_total"]
+        metrics["token_reduction"] = 1 - own / ref_tokens if ref_tokens else None
+        policies[name]["token_reduction"] = metrics["token_reduction"]
+        policies[ref_name]["token_reduction"] = 0.0
+    return metrics
+
+
+def metrics_table(metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
+    """The side-by-side Markdown table of one run's metrics (policy first, reference after)."""
+    rows = [{"policy": name, **(extra or {}), **m} for name, m in metrics.get("policies", {}).items()]
+    columns = [*(extra or {}).keys(), *TABLE_COLUMNS]
+    return format_table(rows, columns)
+
+
+try:  # the callback base class; Hydra is a core dependency, the guard only keeps this module importable alone
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover
+    _HydraCallback = object  # type: ignore[assignment,misc]
+
+
+class SweepSummary(_HydraCallback):  # type: ignore[misc,valid-type]
+    """Hydra callback: one table across all jobs of a multirun (``sweep_summary.md`` in the sweep dir)."""
+
+    def __init__(self, filename: str = "sweep_summary.md") -> None:
+        self.filename = filename
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        text = summarize_sweep(sweep_dir)
+        if text is None:
+            log.warning("sweep summary: no metrics.json under %s", sweep_dir)
+            return
+        (sweep_dir / self.filename).write_text(text + "\n", encoding="utf-8")
+        log.info("sweep summary (%s):\n%s", sweep_dir / self.filename, text)
+
+
+def summarize_sweep(sweep_dir: str | Path) -> str | None:
+    """Read every job's metrics.json (and its Hydra overrides) under ``sweep_dir``; one Markdown table."""
+    import json
+
+    import yaml
+
+    rows: list[dict[str, Any]] = []
+    keys: list[str] = []
+    for metrics_file in sorted(Path(sweep_dir).glob("*/metrics.json"), key=lambda p: _job_num(p.parent.name)):
+        job = metrics_file.parent
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+        extra = {"job": job.name}
+        for item in overrides or []:
+            key, _, value = str(item).partition("=")
+            extra[key] = value
+            if key not in keys:
+                keys.append(key)
+        metrics = json.loads(metrics_file.read_text())
+        for name, m in metrics.get("policies", {}).items():
+            rows.append({**extra, "policy": name, **m})
+    if not rows:
+        return None
+    return format_table(rows, ["job", *keys, *TABLE_COLUMNS])
+
+
+def _job_num(name: str) -> int:
+    return int(name) if name.isdigit() else 1 << 30
