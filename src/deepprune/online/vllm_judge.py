@@ -1,0 +1,203 @@
+"""The trained generative judge served by vLLM: base model + LoRARequest for adapter exports (a PairScorer).
+
+Reads an export folder written by :func:`deepprune.judge.export.export_head` (``deepprune_judge.json`` holds
+the base model, the prompt and the label words and token ids). Each pair is encoded exactly as the HF head
+encodes it (the same :class:`~deepprune.judge.heads.GenerativeHead` ``encode``, so chat template and the
+``max_length`` clipping agree), sent as one ``max_tokens=1`` request, and scored as
+
+    P(same) = softmax(logprob(different word), logprob(same word))[1]
+
+Why ``SamplingParams(logprob_token_ids=[different, same])``: it returns the raw (untempered) log-probabilities
+of exactly the two label tokens whatever their rank, so the score is the softmax over the two label logits at
+the answer position, the same number the HF head computes. ``logprobs=k`` only returns the top-k (a label token
+outside it would be missing, and a fallback would bias scores), ``allowed_token_ids`` changes the processed
+distribution but not the raw logprobs, and prompt logprobs need one request per label.
+
+    scorer = VLLMJudgeScorer("outputs/judge_export", max_model_len=2048)
+    scorer.score([("prefix of trace a", "prefix of trace b")])   # -> array([P(same)])
+    scorer.close()
+
+In the online runner, ``judge=vllm judge.export_dir=...`` uses :class:`VLLMExportedJudge` (both pair orders,
+the same accounting as the HF-backed ``judge=exported``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepprune.online.judges import ExportedJudge
+from deepprune.runtime import get_logger
+
+log = get_logger(__name__)
+
+JUDGE_FILE = "deepprune_judge.json"
+
+
+def read_export(export_dir: str | Path) -> dict[str, Any]:
+    """The export record, checked for what vLLM serving needs (a generative judge with label token ids)."""
+    path = Path(export_dir) / JUDGE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {export_dir} is not a deepprune judge export")
+    record = json.loads(path.read_text())
+    if record.get("kind") != "generative":
+        raise ValueError(
+            f"{path}: kind={record.get('kind')!r}; the vLLM judge serves generative judges "
+            "(score classifier exports with deepprune.judge.export.load_scorer)"
+        )
+    for key in ("label_token_ids", "prompt"):
+        if key not in record:
+            raise ValueError(f"{path}: missing key {key!r}")
+    if record.get("adapter") and not record.get("base_model"):
+        raise ValueError(f"{path}: an adapter export must name its base_model")
+    return record
+
+
+def two_way_softmax(logprob_different: float, logprob_same: float) -> float:
+    """P(same) from the two label log-probabilities (stable for any magnitudes, -inf included)."""
+    if logprob_same == logprob_different:
+        return 0.5
+    return 1.0 / (1.0 + math.exp(min(logprob_different - logprob_same, 700.0)))
+
+
+class VLLMJudgeScorer:
+    """P(same) for trace-prefix pairs from an exported generative judge running on vLLM (sync ``LLM``)."""
+
+    def __init__(
+        self,
+        export_dir: str | Path,
+        dtype: str = "auto",
+        max_model_len: int = 4096,
+        gpu_memory_utilization: float = 0.3,
+        tensor_parallel_size: int = 1,
+        enforce_eager: bool = True,
+        seed: int = 0,
+        max_lora_rank: int = 64,
+        cpu_kvcache_space_gb: int | None = None,
+        engine_extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.export_dir = Path(export_dir).resolve()
+        record = read_export(self.export_dir)
+        if cpu_kvcache_space_gb is not None:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kvcache_space_gb))
+        from vllm import LLM
+
+        self.record = record
+        self.adapter = bool(record.get("adapter"))
+        self.label_ids = (int(record["label_token_ids"]["different"]), int(record["label_token_ids"]["same"]))
+        self.encoder = _encoder(self.export_dir, record)
+        model = record["base_model"] if self.adapter else str(self.export_dir)
+        kwargs: dict[str, Any] = dict(
+            model=str(model),
+            tokenizer=str(self.export_dir),  # the export's tokenizer is the one the judge was trained with
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size,
+            enforce_eager=enforce_eager,
+            seed=seed,
+            disable_log_stats=True,
+        )
+        if self.adapter:
+            kwargs |= dict(enable_lora=True, max_loras=1, max_lora_rank=max_lora_rank)
+        kwargs.update(engine_extra or {})
+        self.llm: Any = LLM(**kwargs)
+        self.lora_request = None
+        if self.adapter:
+            from vllm.lora.request import LoRARequest
+
+            self.lora_request = LoRARequest("deepprune-judge", 1, str(self.export_dir))
+        self.calls = 0
+        self.input_tokens = 0
+
+    def encode(self, a: str, b: str) -> list[int]:
+        """Prompt token ids for one pair, identical to the HF head's encoding."""
+        return self.encoder.encode(a, b)
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """P(same answer) per pair, in [0, 1]."""
+        if not pairs:
+            return np.zeros(0, dtype=np.float64)
+        if self.llm is None:
+            raise RuntimeError("VLLMJudgeScorer is closed")
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=self.encode(a, b)) for a, b in pairs]
+        params = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(self.label_ids))
+        outputs = self.llm.generate(prompts, params, lora_request=self.lora_request, use_tqdm=False)
+        scores = np.empty(len(pairs), dtype=np.float64)
+        for i, out in enumerate(outputs):
+            position = out.outputs[0].logprobs[0]
+            diff, same = (position[t].logprob for t in self.label_ids)
+            scores[i] = two_way_softmax(diff, same)
+        self.calls += len(pairs)
+        self.input_tokens += sum(len(p["prompt_token_ids"]) for p in prompts)
+        return scores
+
+    def close(self) -> None:
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            engine = getattr(llm, "llm_engine", None)
+            shutdown = getattr(engine, "shutdown", None) or getattr(llm, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
+            import multiprocessing
+
+            multiprocessing.active_children()  # reap an exited engine process
+
+    def __enter__(self) -> VLLMJudgeScorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _encoder(export_dir: Path, record: dict[str, Any]) -> Any:
+    """A weightless GenerativeHead: only its tokenizer, prompt and clipping are used, to encode pairs."""
+    import torch
+
+    from deepprune.judge.backbone import load_tokenizer
+    from deepprune.judge.heads import GenerativeHead
+    from deepprune.judge.prompt import JudgePrompt
+
+    tokenizer = load_tokenizer(export_dir)
+    head = GenerativeHead(
+        torch.nn.Identity(),
+        tokenizer,
+        JudgePrompt.from_dict(record["prompt"]),
+        record.get("base_model") or str(export_dir),
+        record.get("finetune", "full"),
+        record.get("max_length"),
+    )
+    saved = (int(record["label_token_ids"]["different"]), int(record["label_token_ids"]["same"]))
+    if head.label_token_ids != saved:
+        raise ValueError(f"{export_dir}: label token ids {head.label_token_ids} differ from the saved {saved}")
+    return head
+
+
+class VLLMExportedJudge(ExportedJudge):
+    """The online-judge face of :class:`VLLMJudgeScorer` (``judge=vllm``): same pairs, orders and accounting as
+    :class:`~deepprune.online.judges.ExportedJudge`, with the scores computed by vLLM (engine started lazily)."""
+
+    def __init__(self, export_dir: str | Path, symmetric: bool = True, **engine: Any) -> None:
+        super().__init__(export_dir, device="vllm", symmetric=symmetric)
+        read_export(self.export_dir)  # a bad export fails here, before any engine starts
+        self.engine_options = engine
+
+    @property
+    def scorer(self) -> VLLMJudgeScorer:
+        if self._scorer is None:
+            self._scorer = VLLMJudgeScorer(self.export_dir, **self.engine_options)
+        return self._scorer
+
+    def close(self) -> None:
+        if self._scorer is not None:
+            self._scorer.close()
+            self._scorer = None
