@@ -1,0 +1,169 @@
+"""Exhaustive trace pairs with same-answer labels, and leakage-free splits (paper section 4.1.1).
+
+:func:`build_pairs` groups traces by ``(problem_id, model)`` (the paper pairs the traces one model produced for one
+problem) and pairs every group exhaustively: ``n`` usable traces give ``n * (n - 1) / 2`` pairs, in trace order
+(``a`` is always the earlier trace; heads and data modules shuffle or symmetrise the order themselves). The label
+is 1 when the two final answers are equivalent under :mod:`deepprune.answers` (the one equivalence used
+everywhere). Answers are put into equivalence classes once per group (``AnswerChecker.classes``), so a group
+costs ``O(n * classes)`` comparisons rather than ``O(n^2)``.
+
+A trace's answer is ``trace.answer``, or extracted from ``trace.text`` when that is ``None`` (the pair then
+holds a copy of the trace with ``answer`` filled in). As in the paper, traces without an extractable answer and
+traces that did not finish (``finished is False``; ``None`` counts as finished) are left out of the pairs and
+counted (``PairSet.excluded_traces``, per model in ``excluded_by_model``).
+
+:func:`split_by_model` is the paper's cross-model test (train on some generating models, test on unseen ones);
+:func:`split_by_problem` is a seeded split in which no problem lands on two sides.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from deepprune.runtime import progress
+from deepprune.traces import Trace
+
+
+class AnswerClasses(Protocol):
+    """What :func:`build_pairs` needs from an answer checker (``deepprune.answers.AnswerChecker`` has it)."""
+
+    def classes(self, answers: Sequence[str | None]) -> list[int | None]: ...
+
+
+@dataclass(frozen=True)
+class TracePair:
+    """Two traces of the same problem and model; ``label`` 1 = same final answer."""
+
+    a: Trace
+    b: Trace
+    label: int
+
+
+@dataclass
+class PairSet:
+    """The pairs of a trace list plus what was left out."""
+
+    pairs: list[TracePair]
+    excluded_traces: int
+    groups: int
+    excluded_by_model: dict[str, int] = field(default_factory=dict)  # model (or "None") -> traces left out
+    excluded_unfinished: int = 0  # of excluded_traces: left out because finished is False
+
+    @property
+    def positives(self) -> int:
+        return sum(p.label for p in self.pairs)
+
+
+def group_traces(traces: Iterable[Trace]) -> dict[tuple[str, str | None], list[Trace]]:
+    """Traces grouped by ``(problem_id, model)``, groups and members in first-seen order."""
+    groups: dict[tuple[str, str | None], list[Trace]] = {}
+    for t in traces:
+        groups.setdefault((t.problem_id, t.model), []).append(t)
+    return groups
+
+
+def build_pairs(
+    traces: Iterable[Trace], checker: AnswerClasses | None = None, exclude_unfinished: bool = True
+) -> PairSet:
+    """All within-group pairs with same-answer labels (see the module docstring)."""
+    if checker is None:
+        from deepprune.answers import get_checker
+
+        checker = get_checker()
+    pairs: list[TracePair] = []
+    excluded: Counter[str] = Counter()
+    unfinished = 0
+    groups = group_traces(traces)
+    for (_, model), members in progress(groups.items(), desc="pairs", total=len(groups), unit="group"):
+        usable: list[Trace] = []
+        for t in members:
+            if exclude_unfinished and t.finished is False:
+                excluded[str(model)] += 1
+                unfinished += 1
+                continue
+            if t.answer is None:
+                from deepprune.answers import extract_answer  # lazy: pulls in math-verify
+
+                answer = extract_answer(t.text)
+                if answer is None:
+                    excluded[str(model)] += 1
+                    continue
+                t = replace(t, answer=answer)
+            usable.append(t)
+        classes = checker.classes([t.answer for t in usable])
+        for i in range(len(usable)):
+            for j in range(i + 1, len(usable)):
+                pairs.append(TracePair(usable[i], usable[j], int(classes[i] == classes[j])))
+    return PairSet(
+        pairs=pairs,
+        excluded_traces=sum(excluded.values()),
+        groups=len(groups),
+        excluded_by_model=dict(excluded),
+        excluded_unfinished=unfinished,
+    )
+
+
+# --- splits -------------------------------------------------------------------------------------------------------
+
+
+def _model_counts(traces: Iterable[Trace]) -> dict[str, int]:
+    return dict(sorted(Counter(str(t.model) for t in traces).items()))
+
+
+def split_by_model(
+    traces: Sequence[Trace], test_models: Sequence[str], val_models: Sequence[str] = ()
+) -> tuple[list[Trace], list[Trace], list[Trace]]:
+    """(train, val, test): test and val hold the listed models, train all the others.
+
+    Raises ``ValueError`` (with the per-model trace counts) when a listed model has no traces, when test and
+    val share a model, or when train or test ends up empty. ``val`` is empty when ``val_models`` is.
+    """
+    counts = _model_counts(traces)
+    test_set, val_set = set(test_models), set(val_models)
+    if not test_set:
+        raise ValueError(f"split_by_model needs at least one test model; traces per model: {counts}")
+    if test_set & val_set:
+        raise ValueError(f"models both in test and val: {sorted(test_set & val_set)}; traces per model: {counts}")
+    unknown = sorted(m for m in test_set | val_set if counts.get(str(m), 0) == 0)
+    if unknown:
+        raise ValueError(f"no traces for model(s) {unknown}; traces per model: {counts}")
+    train = [t for t in traces if t.model not in test_set and t.model not in val_set]
+    val = [t for t in traces if t.model in val_set]
+    test = [t for t in traces if t.model in test_set]
+    if not train:
+        raise ValueError(f"train split is empty: every model is held out; traces per model: {counts}")
+    return train, val, test
+
+
+def split_by_problem(
+    traces: Sequence[Trace], val_fraction: float, test_fraction: float, seed: int
+) -> tuple[list[Trace], list[Trace], list[Trace]]:
+    """(train, val, test) by problem id: a seeded shuffle of the sorted ids, so no problem is on two sides.
+
+    Each side gets ``round(fraction * n_problems)`` problems, at least one when its fraction is positive; the
+    result depends only on the set of problem ids and the seed, not on trace order. Raises ``ValueError`` when
+    the fractions are out of range or leave train empty.
+    """
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"need 0 <= fractions and val + test < 1, got val={val_fraction}, test={test_fraction}")
+    ids = sorted({t.problem_id for t in traces})
+    random.Random(seed).shuffle(ids)
+
+    def size(fraction: float) -> int:
+        return max(1, math.floor(fraction * len(ids) + 0.5)) if fraction > 0 else 0
+
+    n_test, n_val = size(test_fraction), size(val_fraction)
+    if n_test + n_val >= len(ids):
+        raise ValueError(
+            f"{len(ids)} problems cannot fill val={val_fraction} and test={test_fraction} and leave train non-empty"
+        )
+    test_ids, val_ids = set(ids[:n_test]), set(ids[n_test : n_test + n_val])
+    train = [t for t in traces if t.problem_id not in test_ids and t.problem_id not in val_ids]
+    val = [t for t in traces if t.problem_id in val_ids]
+    test = [t for t in traces if t.problem_id in test_ids]
+    return train, val, test

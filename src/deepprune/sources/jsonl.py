@@ -1,0 +1,57 @@
+"""Trace files: the JSONL format of :mod:`deepprune.traces`, as a Hydra trace source.
+
+``conf/source/jsonl.yaml`` targets :func:`load_trace_file`; ``source=jsonl source.path=traces.jsonl``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from deepprune.runtime import get_logger
+from deepprune.traces import OnError, Trace, TraceLoadReport, read_traces
+
+log = get_logger(__name__)
+
+
+def load_trace_file(
+    path: str | Path,
+    on_error: OnError = "raise",
+    models: Sequence[str] | None = None,
+    max_problems: int | None = None,
+) -> list[Trace]:
+    """Read a trace file (``.jsonl`` or ``.jsonl.gz``), optionally keeping some models and the first problems.
+
+    ``on_error="skip"`` skips malformed lines (counted and logged); ``models`` keeps only traces whose ``model``
+    is listed (an unknown name raises, listing the models present); ``max_problems`` keeps the first N problem
+    ids in file order.
+    """
+    report = TraceLoadReport()
+    traces = read_traces(path, on_error=on_error, report=report)
+    traces = select_traces(traces, models=models, max_problems=max_problems, where=str(path))
+    log.info("%s: %d traces (%d bad lines skipped)", path, len(traces), report.skipped)
+    return traces
+
+
+def select_traces(
+    traces: list[Trace],
+    models: Sequence[str] | None = None,
+    max_problems: int | None = None,
+    where: str = "traces",
+) -> list[Trace]:
+    """Keep the traces of ``models`` (all when ``None``) and of the first ``max_problems`` problem ids."""
+    if models is not None:
+        present = {t.model for t in traces}
+        missing = [m for m in models if m not in present]
+        if missing:
+            raise ValueError(f"{where}: no traces for model(s) {missing}; models present: {sorted(map(str, present))}")
+        wanted = set(models)
+        traces = [t for t in traces if t.model in wanted]
+    if max_problems is not None:
+        keep: dict[str, None] = {}
+        for t in traces:
+            if len(keep) >= max_problems:
+                break
+            keep.setdefault(t.problem_id)
+        traces = [t for t in traces if t.problem_id in keep]
+    return traces
