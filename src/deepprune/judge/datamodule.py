@@ -1,0 +1,356 @@
+"""The Lightning DataModule that turns traces into tokenized, truncated trace pairs for the judge.
+
+Pipeline (once, in `setup`): load traces -> split (by generating model, or by problem) -> exhaustive
+same-problem pairs per split (`deepprune.pairs.build_pairs`, labels from the one answer checker) ->
+optional seeded subsample per split (`max_pairs`, for CPU-scale runs) -> truncate every trace once
+(first k tokens or up to the k-th reasoning word, `deepprune.truncation`) -> `head.encode(a, b)`.
+Batches are padded per batch by `PairCollator`. A split without pairs, or without one of the two
+classes, stops the run here, before any training, with the counts of every split.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from deepprune.runtime import get_logger, write_json
+
+log = get_logger(__name__)
+
+SPLITS = ("train", "val", "test")
+SamplerFactory = Callable[[Sequence[int]], "Sampler[int] | None"]
+
+
+@dataclass
+class PairCollator:
+    """Pad a list of encoded pairs into one batch.
+
+    Each feature is ``{"input_ids": list[int], "label": int, "model": str, "texts": (a, b)}``; the batch
+    holds ``input_ids``/``attention_mask`` ``LongTensor[B, T]`` (T = longest in the batch), ``labels``
+    ``LongTensor[B]``, and the pass-through lists ``models`` and ``texts`` (used by the test step).
+
+    >>> c = PairCollator(pad_token_id=0)
+    >>> b = c([{"input_ids": [5, 6, 7], "label": 1, "model": "m", "texts": ("a", "b")},
+    ...        {"input_ids": [8], "label": 0, "model": "m", "texts": ("c", "d")}])
+    >>> b["input_ids"].tolist(), b["attention_mask"].tolist(), b["labels"].tolist()
+    ([[5, 6, 7], [8, 0, 0]], [[1, 1, 1], [1, 0, 0]], [1, 0])
+    """
+
+    pad_token_id: int
+    padding_side: str = "right"
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        longest = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(features), longest), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            cols = slice(0, n) if self.padding_side == "right" else slice(longest - n, longest)
+            ids[i, cols] = torch.as_tensor(f["input_ids"], dtype=torch.long)
+            mask[i, cols] = 1
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": torch.as_tensor([int(f["label"]) for f in features], dtype=torch.long),
+            "models": [f["model"] for f in features],
+            "texts": [tuple(f["texts"]) for f in features],
+        }
+
+
+class PairDataset(Dataset):
+    """Encoded pairs held in memory (a list of feature dicts for `PairCollator`)."""
+
+    def __init__(self, features: list[dict[str, Any]]) -> None:
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.features[i]
+
+    @property
+    def labels(self) -> list[int]:
+        return [f["label"] for f in self.features]
+
+
+class CachedAnswerClasses:
+    """An answer checker's ``classes()`` remembered on disk, keyed by the group's answer list.
+
+    Pair labels need an answer comparison per (trace, class) within each (problem, model) group, which costs
+    seconds per group when sympy is involved; a sweep or a rerun on the same traces then pays nothing.
+    The file is one JSON object; `save()` writes it atomically.
+    """
+
+    def __init__(self, checker: Any, path: str | Path) -> None:
+        self.checker, self.path = checker, Path(path)
+        self.table: dict[str, list[int | None]] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.hits = self.misses = 0
+
+    def classes(self, answers: Sequence[str | None]) -> list[int | None]:
+        key = type(self.checker).__name__ + json.dumps(list(answers), ensure_ascii=False)
+        if key in self.table:
+            self.hits += 1
+        else:
+            self.misses += 1
+            self.table[key] = list(self.checker.classes(answers))
+        return list(self.table[key])
+
+    def save(self) -> None:
+        if self.misses:
+            write_json(self.path, self.table)
+
+
+class PairDataModule(L.LightningDataModule):
+    """Train/val/test trace pairs for the judge.
+
+    Args:
+        traces: the traces, or a zero-argument callable returning them (a Hydra ``_partial_`` source, so
+            loading waits until `setup`).
+        head: the judge head; its ``encode(a, b)`` tokenizes a pair, ``pad_token_id`` pads, and its
+            ``tokenizer`` counts tokens for ``truncation="tokens"`` (unless ``truncation_tokenizer`` is given).
+        truncation: ``"tokens"`` (first ``token_k`` tokens) or ``"words"`` (up to the ``word_k``-th reasoning word).
+        token_k, word_k, reasoning_words: the truncation limits; ``reasoning_words=None`` uses
+            ``deepprune.truncation.DEFAULT_REASONING_WORDS``.
+        split: ``"model"``: whole generating models held out: test on ``test_models``, validate on ``val_models``
+            or, when that is empty, on the training models (so checkpoint selection never sees a test model).
+            With ``disjoint_problems`` (default) the three sides also use disjoint problems (a seeded
+            ``val_fraction``/``test_fraction`` problem split), so the test is on unseen models AND unseen problems.
+            ``"problem"``: one problem-disjoint split over all models.
+        sampler: factory ``labels -> Sampler | None`` for the training set (None: shuffle).
+        max_problems: cap on problems per split (int or per-split mapping), a seeded subsample taken before pairs
+            are built (pair labels cost answer comparisons).
+        max_pairs: cap per split (an int for all splits or ``{"train": n, "val": n, "test": n}``); a seeded
+            random subsample, for CPU-scale runs.
+        shuffle_order: swap (a, b) in a seeded half of the pairs so the judge cannot learn a position bias.
+        seed: seeds the problem split, the subsample and the order swaps.
+        checker: answer-class checker for the labels (None: `deepprune.answers.get_checker()`).
+        label_cache: a JSON file remembering the checker's verdicts per group (`CachedAnswerClasses`), or None.
+    """
+
+    def __init__(
+        self,
+        traces: Sequence[Any] | Callable[[], Sequence[Any]],
+        head: Any = None,
+        truncation: str = "tokens",
+        token_k: int = 500,
+        word_k: int = 25,
+        reasoning_words: Sequence[str] | None = None,
+        truncation_tokenizer: Any = None,
+        split: str = "model",
+        test_models: Sequence[str] = (),
+        val_models: Sequence[str] = (),
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        sampler: SamplerFactory | None = None,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        max_problems: int | Mapping[str, int | None] | None = None,
+        max_pairs: int | Mapping[str, int | None] | None = None,
+        disjoint_problems: bool = True,
+        shuffle_order: bool = True,
+        padding_side: str = "right",
+        seed: int = 0,
+        checker: Any = None,
+        label_cache: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        if truncation not in ("tokens", "words"):
+            raise ValueError(f"data.truncation must be 'tokens' or 'words', got {truncation!r}")
+        if split not in ("model", "problem"):
+            raise ValueError(f"data.split must be 'model' or 'problem', got {split!r}")
+        if split == "model" and not test_models:
+            raise ValueError("data.split=model needs data.test_models (the generating models held out for test)")
+        self.traces_source = traces
+        self.head = head
+        self.truncation, self.token_k, self.word_k = truncation, int(token_k), int(word_k)
+        self.reasoning_words = None if reasoning_words is None else tuple(reasoning_words)
+        self.truncation_tokenizer = truncation_tokenizer
+        self.split, self.test_models, self.val_models = split, list(test_models), list(val_models)
+        self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
+        self.sampler_factory = sampler
+        self.batch_size, self.eval_batch_size = int(batch_size), int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.max_problems = self._per_split(max_problems, "max_problems")
+        self.max_pairs = self._per_split(max_pairs, "max_pairs")
+        self.disjoint_problems = disjoint_problems
+        self.shuffle_order, self.padding_side, self.seed = shuffle_order, padding_side, int(seed)
+        self.checker, self.label_cache = checker, label_cache
+        self.datasets: dict[str, PairDataset] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+
+    @staticmethod
+    def _per_split(value: int | Mapping[str, int | None] | None, key: str) -> dict[str, int | None]:
+        if value is None or isinstance(value, int):
+            return dict.fromkeys(SPLITS, value)
+        unknown = set(value) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"data.{key}: unknown split(s) {sorted(unknown)}; use {list(SPLITS)}")
+        return {s: value.get(s) for s in SPLITS}
+
+    def truncator(self) -> Callable[[str], str]:
+        """The prefix rule the pairs use (built from `deepprune.truncation`)."""
+        from deepprune.truncation import DEFAULT_REASONING_WORDS, TokenTruncator, WordTruncator
+
+        if self.truncation == "words":
+            return WordTruncator(k=self.word_k, words=self.reasoning_words or DEFAULT_REASONING_WORDS)
+        tokenizer = self.truncation_tokenizer if self.truncation_tokenizer is not None else self.head.tokenizer
+        return TokenTruncator(tokenizer, k=self.token_k)
+
+    def truncation_settings(self) -> dict[str, Any]:
+        """The prefix rule as plain data (for export metadata): kind, k, and the tokenizer or word list."""
+        if self.truncation == "words":
+            return self.truncator().settings
+        tokenizer = self.truncation_tokenizer if self.truncation_tokenizer is not None else self.head.tokenizer
+        return {"kind": "tokens", "k": self.token_k, "tokenizer": getattr(tokenizer, "name_or_path", None)}
+
+    def split_traces(self, traces: Sequence[Any]) -> dict[str, list[Any]]:
+        """Train/val/test traces, then a seeded problem subsample per split (`max_problems`)."""
+        from deepprune.pairs import split_by_model, split_by_problem
+
+        traces = list(traces)
+        if self.split == "problem":
+            parts = dict(zip(SPLITS, split_by_problem(traces, self.val_fraction, self.test_fraction, self.seed)))
+        else:
+            train, val, test = split_by_model(traces, self.test_models, self.val_models)
+            if self.disjoint_problems:
+                # held-out models AND held-out problems: the test measures generalization on both axes
+                ids = [
+                    {t.problem_id for t in side}
+                    for side in split_by_problem(traces, self.val_fraction, self.test_fraction, self.seed)
+                ]
+                val = val if self.val_models else train
+                parts = {
+                    name: [t for t in side if t.problem_id in keep]
+                    for name, side, keep in zip(SPLITS, (train, val, test), ids)
+                }
+            else:
+                if not self.val_models:
+                    train, val, _ = split_by_problem(train, self.val_fraction, 0.0, self.seed)
+                parts = {"train": train, "val": val, "test": test}
+        return {name: self._subsample_problems(name, part) for name, part in parts.items()}
+
+    def _subsample_problems(self, name: str, traces: list[Any]) -> list[Any]:
+        cap = self.max_problems[name]
+        ids = sorted({t.problem_id for t in traces})
+        if cap is None or len(ids) <= cap:
+            return traces
+        keep = set(random.Random(f"{self.seed}-problems-{name}").sample(ids, cap))
+        return [t for t in traces if t.problem_id in keep]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        if self.head is None:
+            raise ValueError("PairDataModule needs a head (for encode/pad_token_id) before setup()")
+        from deepprune.pairs import build_pairs
+
+        traces = self.traces_source() if callable(self.traces_source) else self.traces_source
+        checker = self.checker
+        if self.label_cache is not None:
+            if checker is None:
+                from deepprune.answers import get_checker
+
+                checker = get_checker()
+            checker = CachedAnswerClasses(checker, self.label_cache)
+        pair_sets = {name: build_pairs(part, checker=checker) for name, part in self.split_traces(traces).items()}
+        if isinstance(checker, CachedAnswerClasses):
+            checker.save()
+            log.info("pair labels: %d groups from %s, %d computed", checker.hits, self.label_cache, checker.misses)
+        pairs = {name: self._subsample(name, ps.pairs) for name, ps in pair_sets.items()}
+        self.counts = {
+            name: {
+                "traces_excluded": pair_sets[name].excluded_traces,
+                "pairs_total": len(pair_sets[name].pairs),
+                "pairs": len(ps),
+                "same": sum(p.label for p in ps),
+                "different": sum(1 - p.label for p in ps),
+            }
+            for name, ps in pairs.items()
+        }
+        self._check_counts()
+        truncate, cache = self.truncator(), {}
+
+        def prefix(text: str) -> str:
+            if text not in cache:  # each trace is truncated once, however many pairs it is in
+                cache[text] = truncate(text)
+            return cache[text]
+
+        for name, ps in pairs.items():
+            rng = random.Random(f"{self.seed}-order-{name}")
+            features = []
+            for p in ps:
+                a, b = prefix(p.a.text), prefix(p.b.text)
+                if self.shuffle_order and rng.random() < 0.5:
+                    a, b = b, a
+                features.append(
+                    {
+                        "input_ids": self.head.encode(a, b),
+                        "label": int(p.label),
+                        "model": str(p.a.model),
+                        "texts": (a, b),
+                    }
+                )
+            self.datasets[name] = PairDataset(features)
+        for name, c in self.counts.items():
+            lengths = [len(f["input_ids"]) for f in self.datasets[name].features]
+            log.info(
+                "%s: %d pairs (%d same, %d different; %d before max_pairs), %d traces without answer, "
+                "max %d tokens",
+                name, c["pairs"], c["same"], c["different"], c["pairs_total"], c["traces_excluded"], max(lengths),
+            )  # fmt: skip
+
+    def _subsample(self, name: str, pairs: list[Any]) -> list[Any]:
+        cap = self.max_pairs[name]
+        if cap is None or len(pairs) <= cap:
+            return list(pairs)
+        keep = sorted(random.Random(f"{self.seed}-subsample-{name}").sample(range(len(pairs)), cap))
+        return [pairs[i] for i in keep]
+
+    def _check_counts(self) -> None:
+        bad = [n for n, c in self.counts.items() if c["same"] == 0 or c["different"] == 0]
+        if bad:
+            table = "; ".join(
+                f"{n}: {c['pairs']} pairs ({c['same']} same, {c['different']} different)"
+                for n, c in self.counts.items()
+            )
+            raise ValueError(
+                f"split {'/'.join(bad)} has no pairs of one class, so it cannot be trained or scored: {table}. "
+                f"Check data.split ({self.split}), data.test_models {self.test_models}, "
+                f"data.val_models {self.val_models} and data.max_pairs."
+            )
+
+    def _collator(self) -> PairCollator:
+        return PairCollator(pad_token_id=int(self.head.pad_token_id), padding_side=self.padding_side)
+
+    def _loader(self, name: str, batch_size: int, train: bool = False) -> DataLoader:
+        if name not in self.datasets:
+            self.setup()
+        sampler = self.sampler_factory(self.datasets[name].labels) if train and self.sampler_factory else None
+        return DataLoader(
+            self.datasets[name],
+            batch_size=batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            collate_fn=self._collator(),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size)

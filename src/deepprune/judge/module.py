@@ -1,0 +1,188 @@
+"""The LightningModule that trains a judge head on trace pairs and scores it.
+
+`JudgeModule` holds the head as ``self.head`` (checkpoint keys ``head.*``), a loss (`deepprune.judge.losses`),
+an optimizer factory and an optional scheduler factory (Hydra ``_partial_``s). Validation tracks AUROC
+(`VAL_AUROC`, the metric that checkpointing, early stopping and sweeps optimize). The test step collects the
+score, label and generating model of every pair; at the end of the test epoch the module writes, into its output
+directory, ``metrics.json`` (AUROC and TNR@FNR=0.2 per test model plus the average, for the judge and for an
+optional zero-shot reference scorer on the same pairs) and ``roc.png``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from deepprune.runtime import get_logger
+
+log = get_logger(__name__)
+
+#: The metric optimized by checkpointing, early stopping and sweeps (`optimized_metric` in conf/train.yaml).
+VAL_AUROC = "val/auroc"
+TEST_AUROC = "test/auroc"
+TEST_TNR = "test/tnr_at_fnr"
+
+
+def linear_warmup(
+    optimizer: torch.optim.Optimizer, num_training_steps: int, warmup_ratio: float = 0.1, min_lr_ratio: float = 0.0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup over ``warmup_ratio`` of the steps, then linear decay to ``min_lr_ratio`` x the peak."""
+    total = max(int(num_training_steps), 1)
+    warmup = int(round(warmup_ratio * total))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(total - warmup, 1)
+        return max(min_lr_ratio, 1.0 - (1.0 - min_lr_ratio) * progress)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class JudgeModule(L.LightningModule):
+    """Train/validate/test a pair judge.
+
+    Args:
+        head: the judge head (``forward(input_ids, attention_mask) -> logits[B, 2]``, column 1 = "same").
+        loss_fn: ``loss(logits, labels) -> scalar``.
+        optimizer: factory ``params -> Optimizer`` (Hydra ``_partial_``).
+        scheduler: factory ``(optimizer, num_training_steps) -> LRScheduler`` stepped every step, or None.
+        compile: ``torch.compile`` the head in place (keeps the ``head.*`` checkpoint keys).
+        reference_scorer: zero-argument factory of a `PairScorer` scored on the same test pairs (the
+            SentenceBERT-cosine reference by default in conf/train.yaml), or None.
+        reference_name: the reference's name in metrics.json and the ROC legend.
+        output_dir: where ``metrics.json`` and ``roc.png`` go (default: the Hydra run directory).
+        fnr: the false-negative rate of the TNR metric (paper: 0.2).
+    """
+
+    def __init__(
+        self,
+        head: nn.Module,
+        loss_fn: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        compile: bool = False,
+        reference_scorer: Callable[[], Any] | None = None,
+        reference_name: str = "embedding",
+        output_dir: str | Path | None = None,
+        fnr: float = 0.2,
+    ) -> None:
+        super().__init__()
+        # nn.Modules are in the state_dict; the factories (functools.partial of Hydra targets) stay out too, so
+        # checkpoints load with torch.load(weights_only=True). train.py saves the resolved config beside them.
+        self.save_hyperparameters(ignore=["head", "loss_fn", "optimizer", "scheduler", "reference_scorer"])
+        from torchmetrics.classification import BinaryAUROC
+
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+
+        self.head = head
+        self.loss_fn = loss_fn
+        self.val_auroc = BinaryAUROC()
+        self.reference_scorer = reference_scorer
+        self._test_rows: list[tuple[float, int, str, tuple[str, str]]] = []
+        self.test_results: dict[str, Any] = {}
+
+    def setup(self, stage: str) -> None:
+        if self.hparams.compile and stage == "fit":
+            self.head.compile()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(input_ids=input_ids, attention_mask=attention_mask)
+
+    def _step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = self.loss_fn(logits, batch["labels"])
+        return loss, logits.detach().float().softmax(-1)[:, 1]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, _ = self._step(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss, probs = self._step(batch)
+        self.val_auroc.update(probs, batch["labels"])
+        n = len(batch["labels"])
+        self.log("val/loss", loss, on_epoch=True, batch_size=n)
+        self.log(VAL_AUROC, self.val_auroc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+
+    def on_test_epoch_start(self) -> None:
+        self._test_rows = []
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss, probs = self._step(batch)
+        self.log("test/loss", loss, on_epoch=True, batch_size=len(batch["labels"]))
+        self._test_rows.extend(zip(probs.tolist(), batch["labels"].tolist(), batch["models"], batch["texts"]))
+
+    def on_test_epoch_end(self) -> None:
+        rows = self._gather(self._test_rows)
+        if self.trainer.is_global_zero and rows:
+            self.test_results = self.score_test(rows)
+        results = self.trainer.strategy.broadcast(self.test_results, src=0)
+        for key in (TEST_AUROC, TEST_TNR, f"{TEST_AUROC}_reference"):
+            if key in results and results[key] is not None and not math.isnan(results[key]):
+                self.log(key, float(results[key]), rank_zero_only=True)
+
+    def _gather(self, rows: list) -> list:
+        if self.trainer.world_size <= 1:
+            return rows
+        import torch.distributed as dist
+
+        parts: list[Any] = [None] * self.trainer.world_size
+        dist.all_gather_object(parts, rows)
+        return [r for part in parts for r in part]
+
+    def score_test(self, rows: Iterable[tuple[float, int, str, tuple[str, str]]]) -> dict[str, Any]:
+        """Per-model metrics for the judge (and the reference), written to metrics.json and roc.png."""
+        from deepprune.judge.metrics import AVERAGE, per_model_metrics, plot_roc
+        from deepprune.runtime import run_dir, write_metrics
+
+        scores, labels, models, texts = (list(x) for x in zip(*rows))
+        fnr = self.hparams.fnr
+        judge = per_model_metrics(scores, labels, models, fnr=fnr)
+        results: dict[str, Any] = {
+            TEST_AUROC: judge[AVERAGE]["auroc"],
+            TEST_TNR: judge[AVERAGE]["tnr_at_fnr"],
+            "per_model": judge,
+        }
+        curves = {f"judge: {m}": _select(scores, labels, models, m) for m in judge if m != AVERAGE}
+        if self.reference_scorer is not None:
+            name = self.hparams.reference_name
+            ref_scores = [float(s) for s in self.reference_scorer().score(texts)]
+            ref = per_model_metrics(ref_scores, labels, models, fnr=fnr)
+            results.update(
+                {
+                    f"{TEST_AUROC}_reference": ref[AVERAGE]["auroc"],
+                    f"{TEST_TNR}_reference": ref[AVERAGE]["tnr_at_fnr"],
+                    "reference": name,
+                    "per_model_reference": ref,
+                }
+            )
+            curves.update({f"{name}: {m}": _select(ref_scores, labels, models, m) for m in ref if m != AVERAGE})
+            log.info("test AUROC: judge %.4f, %s reference %.4f", results[TEST_AUROC], name, ref[AVERAGE]["auroc"])
+        else:
+            log.info("test AUROC: judge %.4f", results[TEST_AUROC])
+        out = Path(self.hparams.output_dir) if self.hparams.output_dir is not None else run_dir()
+        write_metrics(results, out)
+        plot_roc(curves, out / "roc.png", title="Judge ROC on held-out test pairs")
+        return results
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(
+            optimizer=optimizer, num_training_steps=int(self.trainer.estimated_stepping_batches)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _select(scores: list, labels: list, models: list, model: str) -> tuple[list[float], list[int]]:
+    keep = [i for i, m in enumerate(models) if m == model]
+    return [scores[i] for i in keep], [labels[i] for i in keep]

@@ -1,0 +1,79 @@
+"""Train the pair judge: python -m deepprune.train [group=option ...] [key=value ...] [-m for sweeps].
+
+Wiring only (conf/train.yaml): build the head, the pair DataModule (which fails on an unusable split before any
+training), the JudgeModule, callbacks, logger and Trainer; fit (resuming from `ckpt_path` if set), test with the
+best checkpoint (metrics.json + roc.png in the run dir, judge and zero-shot reference on the same pairs), export
+the head to <run_dir>/export, and return the optimized metric for sweepers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from deepprune.runtime import CONF_DIR, get_logger, write_json, write_metrics
+
+log = get_logger(__name__)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit, test and export one judge as configured; returns the best value of `cfg.optimized_metric`."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    out = Path(cfg.paths.output_dir)
+    write_json(out / "config.json", OmegaConf.to_container(cfg, resolve=True))
+    head = instantiate(cfg.model)
+    datamodule = instantiate(cfg.data, head=head, sampler=instantiate(cfg.sampler))
+    datamodule.setup("fit")  # an empty split or a one-class split stops here, before training
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    module = instantiate(
+        cfg.module, head=head, loss_fn=instantiate(cfg.loss), optimizer=instantiate(cfg.optimizer),
+        scheduler=scheduler, output_dir=str(out),
+    )  # fmt: skip
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    checkpoint = trainer.checkpoint_callback
+    best_ckpt = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    best = checkpoint.best_model_score if best_ckpt else trainer.callback_metrics.get(cfg.optimized_metric)
+    best = None if best is None else float(best)
+    trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt)  # None (no checkpoint): the final weights
+
+    results = {
+        **module.test_results,
+        f"best_{cfg.optimized_metric}": best,
+        "best_checkpoint": best_ckpt,
+        "data_counts": datamodule.counts,
+        "global_steps": trainer.global_step,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+    }
+    if cfg.get("export") and trainer.is_global_zero:
+        from deepprune.judge.export import export_head
+
+        meta = {
+            "truncation": datamodule.truncation_settings(),
+            "metrics": {k: v for k, v in results.items() if "/" in k},
+        }
+        results["export_dir"] = str(export_head(module.head, out / "export", meta))
+    if trainer.is_global_zero:
+        write_metrics(results, out)
+        log.info("run dir %s; %s", out, {k: v for k, v in results.items() if "/" in k})
+    return best if best is None or not math.isnan(best) else None
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

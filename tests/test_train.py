@@ -1,0 +1,177 @@
+"""The train entry: fast_dev_run for every loss x sampler, a short full run (metrics.json, roc.png, export),
+resume from a checkpoint, config errors, and one multirun sweep through the real CLI.
+
+Runs in-process on Hydra-composed real configs, shrunk LHT-style: the tiny classifier head built in the test
+session cache, synthetic traces (`synthetic_traces` below) and an exact-match answer checker, so no test waits
+on the math-verify worker.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
+from omegaconf import open_dict
+
+from deepprune.runtime import CONF_DIR
+from deepprune.traces import Trace
+from deepprune.train import train
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def synthetic_traces(models=None, max_problems=None):
+    """3 models x 10 problems x 4 traces; answers 0/1/0/1 per group, with a word that gives the answer away."""
+    return [
+        Trace(
+            problem_id=f"p{p}",
+            model=m,
+            sample_id=s,
+            text=f"first we count the cases so the answer is {'even' if s % 2 else 'odd'} then we check p{p}",
+            answer=str(s % 2),
+            finished=True,
+        )
+        for p in range(10)
+        for m in ("m1", "m2", "m3")
+        for s in range(4)
+    ]
+
+
+class ExactChecker:
+    def classes(self, answers):
+        ids: dict = {}
+        return [None if a is None else ids.setdefault(a, len(ids)) for a in answers]
+
+
+class OverlapScorer:
+    """A cheap reference scorer: Jaccard overlap of the word sets."""
+
+    def score(self, pairs):
+        import numpy as np
+
+        return np.array(
+            [len(set(a.split()) & set(b.split())) / len(set(a.split()) | set(b.split())) for a, b in pairs]
+        )
+
+
+BASE = [
+    "model=tiny_classifier",
+    "data.test_models=[m3]",
+    "data.val_fraction=0.2",
+    "data.test_fraction=0.3",
+    "data.max_problems=null",
+    "data.max_pairs=null",
+    "data.batch_size=4",
+    "data.eval_batch_size=8",
+    "data.checker={_target_: test_train.ExactChecker}",
+    "module.reference_scorer=null",
+    "data.label_cache=null",
+]
+
+
+def make_cfg(out: Path, *overrides: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*BASE, *overrides], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.data.traces = {"_target_": "test_train.synthetic_traces", "_partial_": True}
+        cfg.paths.output_dir = str(out)
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize("loss", ["ce", "focal"])
+@pytest.mark.parametrize("sampler", ["plain", "oversample"])
+def test_fast_dev_run_every_loss_and_sampler(tmp_path, loss, sampler):
+    cfg = make_cfg(tmp_path, f"loss={loss}", f"sampler={sampler}", "trainer.fast_dev_run=true", "export=false")
+    train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["per_model"]) == {"m3", "average"}
+    assert metrics["per_model"]["m3"]["n"] == 8  # one test batch
+    assert (tmp_path / "roc.png").stat().st_size > 0
+
+
+def test_short_run_tests_best_checkpoint_with_reference_and_exports(tmp_path):
+    cfg = make_cfg(
+        tmp_path,
+        "data.truncation=tokens",
+        "data.token_k=16",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3",
+        "+module.reference_scorer={_target_: test_train.OverlapScorer, _partial_: true}",
+    )
+    best = train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert isinstance(best, float) and best == pytest.approx(metrics["best_val/auroc"])
+    assert Path(metrics["best_checkpoint"]).is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    for key in ("test/auroc", "test/tnr_at_fnr", "test/auroc_reference", "test/tnr_at_fnr_reference"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert (
+        metrics["per_model_reference"]["m3"]["n"] == metrics["per_model"]["m3"]["n"] == 3 * 6
+    )  # 3 test problems x C(4, 2)
+    assert metrics["test/auroc"] == pytest.approx(metrics["per_model"]["average"]["auroc"])
+    assert metrics["data_counts"]["test"]["same"] == 3 * 2
+    assert metrics["global_steps"] == 3
+    record = json.loads((tmp_path / "export" / "deepprune_judge.json").read_text())
+    assert record["truncation"] == {"kind": "tokens", "k": 16, "tokenizer": record["truncation"]["tokenizer"]}
+    assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+
+
+def test_resume_from_checkpoint_continues_training(tmp_path):
+    shrink = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "export=false"]
+    first = tmp_path / "first"
+    train(make_cfg(first, "trainer.max_epochs=1", *shrink))
+    ckpt = first / "checkpoints" / "last.ckpt"
+    assert json.loads((first / "metrics.json").read_text())["global_steps"] == 2
+    second = tmp_path / "second"
+    train(make_cfg(second, "trainer.max_epochs=2", f"ckpt_path={ckpt}", *shrink))
+    # resumed at step 2: one more epoch of 2 batches, not two
+    assert json.loads((second / "metrics.json").read_text())["global_steps"] == 4
+
+
+def test_unknown_loss_lists_the_choices(tmp_path):
+    with pytest.raises(ConfigCompositionException, match=r"(?s)nope.*Available options.*ce.*focal"):
+        make_cfg(tmp_path, "loss=nope")
+
+
+def test_one_class_test_split_stops_before_training(tmp_path):
+    cfg = make_cfg(tmp_path, "data.test_fraction=0.3", "data.max_pairs={test: 1}", "trainer.fast_dev_run=true")
+    with pytest.raises(ValueError, match=r"test: 1 pairs \((1 same, 0|0 same, 1) different\)"):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.json").exists()
+
+
+def test_sweep_overrides_compose(tmp_path):
+    # the sweep the docs promise: every combination composes, and `truncation` lands in data.truncation
+    for loss in ("ce", "focal"):
+        for sampler in ("plain", "oversample"):
+            for trunc in ("tokens", "words"):
+                cfg = make_cfg(tmp_path, f"loss={loss}", f"sampler={sampler}", f"data.truncation={trunc}")
+                assert cfg.loss._target_.endswith("CrossEntropyLoss" if loss == "ce" else "FocalLoss")
+                assert cfg.sampler._target_.endswith(sampler) and cfg.data.truncation == trunc
+    assert make_cfg(tmp_path, "truncation=words").data.truncation == "words"
+
+
+@pytest.mark.slow
+def test_multirun_sweep_via_cli(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+    env["DEEPPRUNE_LOG_DIR"] = str(tmp_path / "logs")
+    cmd = [
+        sys.executable, "-m", "deepprune.train", "-m", "loss=ce,focal", "sampler=oversample",
+        "model=tiny", "model.prompt.label_words=[yes,no]", "trainer.fast_dev_run=true", "export=false", "~logger",
+        "data.traces={_target_: test_train.synthetic_traces, _partial_: true}",
+        *[o for o in BASE if not o.startswith("model=")],
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted((tmp_path / "logs" / "train" / "multiruns").glob("*/[0-9]*"))
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job in jobs:
+        assert "test/auroc" in json.loads((job / "metrics.json").read_text())
