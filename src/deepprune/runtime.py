@@ -57,23 +57,33 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
     """Append one JSON line and flush it to disk, so finished work survives a crash."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _drop_torn_tail(path)
+    drop_torn_tail(path)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, default=_json_default) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line that a crash left without its newline, so the next record starts on a line of its own."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
+def drop_torn_tail(path: str | Path) -> int:
+    """Cut a last line that a crash left without its newline; returns the number of bytes removed.
+
+    Appending after such a line would glue the next record onto it, so every appender calls this first.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
     with path.open("rb+") as fh:
         fh.seek(-1, os.SEEK_END)
         if fh.read(1) == b"\n":
-            return
-        data = fh.seek(0) or fh.read()
-        fh.truncate(data.rfind(b"\n") + 1)
+            return 0
+        fh.seek(0)
+        data = fh.read()
+        keep = data.rfind(b"\n") + 1
+        fh.truncate(keep)
+    get_logger(__name__).warning(
+        "%s: removed a torn last line (%d bytes) left by an interrupted write", path, len(data) - keep
+    )
+    return len(data) - keep
 
 
 def read_jsonl_records(path: str | Path) -> list[dict[str, Any]]:

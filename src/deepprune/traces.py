@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from deepprune.runtime import get_logger
+from deepprune.runtime import drop_torn_tail, get_logger
 
 log = get_logger(__name__)
 
@@ -296,7 +296,7 @@ class TraceWriter:
     def open(self) -> TraceWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.append and self.path.suffix != ".gz":
-            _cut_torn_tail(self.path)
+            drop_torn_tail(self.path)
         self._fh = _open_text(self.path, "a" if self.append else "w")
         return self
 
@@ -320,18 +320,3 @@ class TraceWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _cut_torn_tail(path: Path) -> None:
-    """Drop a final line without a newline (a write the previous process did not finish)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as fh:
-        fh.seek(-1, os.SEEK_END)
-        if fh.read(1) == b"\n":
-            return
-        fh.seek(0)
-        data = fh.read()
-        keep = data.rfind(b"\n") + 1
-        fh.truncate(keep)
-    log.warning("%s: removed a torn last line (%d bytes) left by an interrupted write", path, len(data) - keep)

@@ -201,7 +201,6 @@ def score_pairs_resumable(
     identifying fields differ from the item at its index means a different evaluation, and raises.
     """
     done = {}
-    _cut_torn_tail(Path(path))  # a crash mid-line must not glue the next record onto the torn one
     for rec in read_jsonl_records(path):
         item = items[rec["i"]] if rec["i"] < len(items) else None
         if item is None or any(rec.get(k) != item.get(k) for k in ("problem_id", "model", "label")):
@@ -218,11 +217,3 @@ def score_pairs_resumable(
             append_jsonl(path, rec)
             done[it["i"]] = rec
     return [done[it["i"]] for it in items]
-
-
-def _cut_torn_tail(path: Path) -> None:
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
