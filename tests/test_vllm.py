@@ -47,7 +47,11 @@ def _engine_children() -> list[psutil.Process]:
     alive = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
+            cmdline = " ".join(child.cmdline())
+            # the answer checker's math-verify worker (started by earlier tests) is not part of the engine
+            if child.status() != psutil.STATUS_ZOMBIE and not any(
+                s in cmdline for s in ("resource_tracker", "deepprune.answers")
+            ):
                 alive.append(child)
         except psutil.NoSuchProcess:
             continue
