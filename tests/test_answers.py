@@ -276,3 +276,52 @@ def test_pathological_answer_times_out_off_main_thread() -> None:
     assert out["result"] is False
     assert checker.stats["timeouts"] == 1
     assert out["elapsed"] < 10.0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Worker batching, numeric disproof, observable timeouts
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_classes_matches_pairwise_equivalence() -> None:
+    # classes() batches one answer's comparisons into one worker request; the classes must be those of the
+    # plain first-match loop over equivalent()
+    answers = [r"\binom{n}{2}", "n(n-1)/2", "0.5", r"\frac{n^2-n}{2}", "1/2", "n(n+1)/2", r"\frac{1}{2}", "7", "x=7"]
+    batched = AnswerChecker(timeout_s=CASE_TIMEOUT_S).classes(answers)
+    pairwise = AnswerChecker(timeout_s=CASE_TIMEOUT_S, cache_size=0)
+    reps: list[str] = []
+    expected = []
+    for ans in answers:
+        cid = next((i for i, rep in enumerate(reps) if pairwise.equivalent(rep, ans)), None)
+        if cid is None:
+            reps.append(ans)
+            cid = len(reps) - 1
+        expected.append(cid)
+    assert batched == expected == [0, 0, 1, 0, 1, 2, 1, 3, 3]
+
+
+@pytest.mark.parametrize(
+    "a,b,expected",
+    [
+        # different at the probe points: decided without simplify
+        (r"\binom{n}{2}", "n(n+1)/2", False),
+        (r"\frac{(2n)!}{n!^2}", r"\binom{2n}{n-1}", False),
+        ("2^n - 1", "2^n + 1", False),
+        (r"\sum_{k=0}^{n} \binom{n}{k}", "2^{n+1}", False),
+        # equal everywhere: the probes cannot disprove them, simplify still proves them
+        (r"\binom{n}{2}", "n(n-1)/2", True),
+        (r"\frac{(n+1)(n-1)}{4}", r"\frac{n^2}{4} - \frac{1}{4}", True),
+        (r"\sqrt{x^2}", "|x|", True),  # symbols are real: the probe points respect that
+    ],
+)
+def test_numeric_disproof_keeps_math_verify_verdicts(a: str, b: str, expected: bool) -> None:
+    assert AnswerChecker(timeout_s=CASE_TIMEOUT_S).equivalent(a, b) is expected
+
+
+def test_timeouts_are_counted_in_stats() -> None:
+    checker = AnswerChecker(timeout_s=1.0)
+    assert checker.equivalent("z + 1", "1 + z")
+    assert checker.classes([POWER_TOWER, "1", "2"]) == [0, 1, 2]
+    assert checker.stats["timeouts"] >= 1
+    assert checker.stats["restarts"] <= checker.stats["timeouts"]
+    assert set(checker.stats) == {"fast", "cached", "worker", "timeouts", "restarts"}

@@ -19,10 +19,16 @@ value a one-sentence summary states ("Therefore, the minimum value is 3.", "Yes,
 
 Both modes share a fast path that needs no sympy: identical answers after light normalisation (delimiters,
 spacing, ``\\text{}``, case of plain words) are equal, and two plain decimal numbers are compared exactly. The
-rest runs in a persistent worker subprocess that is killed and restarted when a comparison exceeds
-``timeout_s``: math-verify's own timeout uses ``signal.alarm`` (main thread only, and it cannot interrupt a long
-C-level operation such as ``9**9**9**9``), while a killed process always stops. A timed-out comparison is "not
-equal". The worker is also what keeps ``import deepprune.answers`` light: sympy loads only in the worker.
+rest runs in a persistent worker subprocess (which also keeps ``import deepprune.answers`` light: sympy loads
+only there). Each step of a comparison (parsing one answer, verifying the pair) is bounded there by
+``timeout_s`` of CPU time with a ``SIGPROF`` timer in the worker's main thread, so a slow sympy call gives "not
+equal" (counted in ``AnswerChecker.stats["timeouts"]``) without losing the worker, and verdicts do not depend on
+machine load. math-verify's own timeout is not used: it is wall-clock ``signal.alarm`` in whole seconds. A step
+that the timer cannot interrupt (a long C-level operation such as ``9**9**9**9``) gets the worker killed and
+restarted by the parent once it has used ``3 * timeout_s + 1`` s of CPU (or ``3 * timeout_s + 5`` s of wall
+time). Parsed answers are cached in the worker, and ``classes`` sends all comparisons of one answer in one
+request. Before math-verify's last resort, ``simplify(a - b)``, the worker evaluates both expressions at a few
+points; clearly different values prove ``a - b`` is not zero, the verdict ``simplify`` would reach the slow way.
 
 Bare answers (what ``extract_answer`` returns, e.g. ``3\\sqrt{2}`` or ``(1, 2)``) are parsed as inline LaTeX
 (``$...$``) when they look like math rather than prose; math-verify would otherwise read only a prefix of them.
@@ -437,6 +443,19 @@ class _WorkerDied(RuntimeError):
     pass
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far; None where /proc is not available."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class _Worker:
     """A persistent ``python`` subprocess running :func:`_worker_main`; JSON lines over stdin/stdout."""
 
@@ -476,26 +495,45 @@ class _Worker:
         line, self._buf = self._buf.split(b"\n", 1)
         return line.decode("utf-8")
 
-    def request(self, payload: dict[str, Any], timeout_s: float) -> Any:
-        """The worker's result for ``payload``; raises TimeoutError (worker then killed) or _WorkerDied."""
+    def send(self, payload: dict[str, Any]) -> int:
+        """Send one request; its id."""
         self._next_id += 1
-        payload = {**payload, "id": self._next_id}
         try:
-            self.proc.stdin.write((json.dumps(payload) + "\n").encode("utf-8"))
+            self.proc.stdin.write((json.dumps({**payload, "id": self._next_id}) + "\n").encode("utf-8"))
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as e:
             raise _WorkerDied(str(e)) from e
-        deadline = time.monotonic() + timeout_s
+        return self._next_id
+
+    def read_reply(self, req_id: int, cpu_limit_s: float, wall_limit_s: float) -> dict[str, Any] | None:
+        """The next reply line of request ``req_id``; None when the worker seems stuck (it is then killed).
+
+        The worker bounds its own work by CPU time, so a reply normally comes; the worker is declared stuck only
+        when it has used ``cpu_limit_s`` of CPU (a long C-level operation its timer cannot interrupt) or
+        ``wall_limit_s`` has passed, whichever comes first. CPU rather than wall time keeps verdicts the same on
+        a loaded machine.
+        """
+        start_wall = time.monotonic()
+        start_cpu = _cpu_seconds(self.proc.pid)
+        hard_deadline = start_wall + wall_limit_s
         while True:
-            line = self._read_line(deadline)
-            if line is None:
-                self.kill()
-                raise TimeoutError(f"answer comparison exceeded {timeout_s} s")
-            reply = json.loads(line)
-            if reply.get("id") == self._next_id:
+            # poll at a short interval to watch the worker's CPU time
+            line = self._read_line(min(hard_deadline, time.monotonic() + 0.25))
+            if line is not None:
+                reply = json.loads(line)
+                if reply.get("id") != req_id:
+                    continue  # a stale reply of an earlier request
                 if "error" in reply:
                     raise _WorkerDied(reply["error"])
-                return reply["result"]
+                return reply
+            now_cpu = _cpu_seconds(self.proc.pid)
+            over_cpu = start_cpu is not None and now_cpu is not None and now_cpu - start_cpu > cpu_limit_s
+            if over_cpu or time.monotonic() >= hard_deadline:
+                self.kill()
+                return None
+            if start_cpu is None and time.monotonic() - start_wall > cpu_limit_s:
+                self.kill()  # no /proc: wall time stands in for CPU time
+                return None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -514,6 +552,13 @@ class _Worker:
                 pass
 
 
+@dataclass
+class _Verdict:
+    equal: bool
+    timed_out: bool = False
+    killed: bool = False
+
+
 class _WorkerPool:
     """The process-wide math-verify worker, shared by every checker (options travel with each request)."""
 
@@ -522,25 +567,45 @@ class _WorkerPool:
         self.worker: _Worker | None = None
         self.restarts = 0
 
-    def compare(self, payload: dict[str, Any], timeout_s: float) -> bool | None:
-        """The worker's verdict; None when it timed out (the worker is then killed, restarted on next use)."""
+    def first_match(self, a: str, bs: Sequence[str], opts: dict[str, Any], timeout_s: float) -> list[_Verdict]:
+        """Verdicts of ``a`` against ``bs`` in order, up to and including the first equal one.
+
+        The worker answers pair by pair, so a stuck pair is known exactly: it is "not equal" (timed out), the
+        worker is killed, and the remaining pairs go to a fresh worker.
+        """
+        out: list[_Verdict] = []
+        # a pair parses two strings and verifies, each bounded by timeout_s of worker CPU time
+        cpu_limit = 3 * timeout_s + 1.0
+        wall_limit = 3 * timeout_s + 5.0
         with self.lock:
-            for attempt in range(2):
+            failures = 0
+            while len(out) < len(bs):
                 if self.worker is None or not self.worker.alive():
                     self.worker = _Worker()
                     self.restarts += 1
+                todo = list(bs[len(out) :])
                 try:
-                    return bool(self.worker.request(payload, timeout_s))
-                except TimeoutError:
-                    self.worker = None
-                    return None
+                    req = self.worker.send({"a": a, "bs": todo, "opts": opts, "timeout": timeout_s})
+                    for _ in todo:
+                        reply = self.worker.read_reply(req, cpu_limit, wall_limit)
+                        if reply is None:  # stuck: the worker was killed
+                            self.worker = None
+                            out.append(_Verdict(False, timed_out=True, killed=True))
+                            break
+                        out.append(_Verdict(bool(reply["result"]), timed_out=bool(reply.get("timeout"))))
+                        if out[-1].equal:
+                            return out
                 except _WorkerDied as e:
                     # a crash in the worker (e.g. deep recursion in sympy) is retried once in a fresh worker
-                    self.worker.kill()
+                    if self.worker is not None:
+                        self.worker.kill()
                     self.worker = None
-                    if attempt == 1:
+                    failures += 1
+                    if failures >= 2:
                         logger.warning("math-verify worker failed twice on one comparison (%s): not equal", e)
-            return False
+                        out.append(_Verdict(False))
+                        failures = 0
+        return out
 
     def shutdown(self) -> None:
         with self.lock:
@@ -557,14 +622,18 @@ class AnswerChecker:
     """Time-bounded, cached answer equivalence on math-verify (see the module docstring for the semantics).
 
     Args:
-        timeout_s: wall-clock bound of one comparison (parsing both answers and verifying); past it the pair is
-            "not equal" and the worker process is restarted.
+        timeout_s: CPU-time bound of each step of one comparison (parsing each answer, verifying the pair) in
+            the worker; past it the pair is "not equal" and counted in ``stats["timeouts"]``. CPU time, not wall
+            time, so verdicts do not depend on machine load. A step that cannot be interrupted (a long C-level
+            operation) gets the worker killed and restarted (``stats["restarts"]``).
         match_types, precision, strict, allow_set_relation_comp, wrap_bare, directional: see
             :class:`CompareOptions`.
         cache_size: number of answer pairs whose verdict is kept.
 
-    Thread-safe. All checkers share one worker process, so comparisons that need sympy run one at a time; the
-    fast path and cache hits do not wait for it.
+    ``stats`` counts verdicts by source: ``fast`` (decided without sympy), ``cached``, ``worker`` (math-verify
+    comparisons), ``timeouts`` (of those, cut off: "not equal") and ``restarts`` (worker killed after a stuck
+    comparison). Thread-safe. All checkers share one worker process, so comparisons that need sympy run one at
+    a time; the fast path and cache hits do not wait for it.
     """
 
     def __init__(
@@ -593,7 +662,7 @@ class AnswerChecker:
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[tuple[str, str], bool] = OrderedDict()
         self._lock = threading.Lock()
-        self.stats = {"fast": 0, "cached": 0, "worker": 0, "timeouts": 0}
+        self.stats = {"fast": 0, "cached": 0, "worker": 0, "timeouts": 0, "restarts": 0}
 
     # -- public API ---------------------------------------------------------------------------------------------
 
@@ -602,24 +671,11 @@ class AnswerChecker:
         if a is None or b is None:
             return False
         a, b = str(a), str(b)
-        fast = _fast_compare(a, b, self.options.precision)
-        if fast is not None:
-            self.stats["fast"] += 1
-            return fast
-        # symmetric mode caches the unordered pair
-        key = (a, b) if self.options.directional or a <= b else (b, a)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                self.stats["cached"] += 1
-                return hit
-        result = self._compare(key[0], key[1])
-        with self._lock:
-            self._cache[key] = result
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return result
+        known = self._known(a, b)
+        if known is not None:
+            return known
+        key = self._key(a, b)
+        return self._ask(key[0], [key[1]])[0]
 
     __call__ = equivalent
 
@@ -627,7 +683,8 @@ class AnswerChecker:
         """Equivalence-class id of each answer (0, 1, ... in first-seen order); None for a missing answer.
 
         Each answer is compared with the first member (the representative) of every class so far and joins
-        the first class that matches, so the result depends only on the order of ``answers``.
+        the first class that matches, so the result depends only on the order of ``answers``. The comparisons
+        that need math-verify for one answer go to the worker in one request.
         """
         reps: list[str] = []
         out: list[int | None] = []
@@ -635,13 +692,8 @@ class AnswerChecker:
             if ans is None:
                 out.append(None)
                 continue
-            for cid, rep in enumerate(reps):
-                if self.equivalent(rep, ans):
-                    out.append(cid)
-                    break
-            else:
-                reps.append(ans)
-                out.append(len(reps) - 1)
+            ans = str(ans)
+            out.append(self._join(ans, reps))
         return out
 
     def clear_cache(self) -> None:
@@ -655,14 +707,74 @@ class AnswerChecker:
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _compare(self, a: str, b: str) -> bool:
-        self.stats["worker"] += 1
-        verdict = _POOL.compare({"a": a, "b": b, "opts": asdict(self.options)}, self.timeout_s)
-        if verdict is None:
-            self.stats["timeouts"] += 1
-            logger.debug("answer comparison timed out after %.1f s: not equal", self.timeout_s)
-            return False
-        return verdict
+    def _key(self, a: str, b: str) -> tuple[str, str]:
+        # symmetric mode caches the unordered pair
+        return (a, b) if self.options.directional or a <= b else (b, a)
+
+    def _known(self, a: str, b: str) -> bool | None:
+        """The verdict from the fast path or the cache; None when math-verify is needed."""
+        fast = _fast_compare(a, b, self.options.precision)
+        if fast is not None:
+            self.stats["fast"] += 1
+            return fast
+        key = self._key(a, b)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                self.stats["cached"] += 1
+        return hit
+
+    def _join(self, ans: str, reps: list[str]) -> int:
+        """Class id of ``ans`` given the representatives so far (appends a new one when nothing matches)."""
+        pending: list[int] = []  # reps not decided locally, in order, before the first locally equal one
+        for cid, rep in enumerate(reps):
+            known = self._known(rep, ans)
+            if known is True:
+                break
+            if known is None:
+                pending.append(cid)
+        else:
+            cid = len(reps)
+        for pid, verdict in zip(pending, self._ask_many(ans, [reps[p] for p in pending]), strict=False):
+            if verdict:
+                return pid
+        if cid == len(reps):
+            reps.append(ans)
+        return cid
+
+    def _ask_many(self, ans: str, reps: list[str]) -> list[bool]:
+        """math-verify verdicts of ``rep`` vs ``ans`` for each rep, up to the first equal one."""
+        if not reps:
+            return []
+        if self.options.directional:
+            # the reference differs per pair, so each pair is its own request
+            out = []
+            for rep in reps:
+                out.extend(self._ask(rep, [ans]))
+                if out[-1]:
+                    break
+            return out
+        return self._ask(ans, reps)
+
+    def _ask(self, a: str, bs: list[str]) -> list[bool]:
+        """Verdicts of ``a`` vs each of ``bs`` from the worker (up to the first equal one), cached."""
+        verdicts = _POOL.first_match(a, bs, asdict(self.options), self.timeout_s)
+        out = []
+        with self._lock:
+            for b, v in zip(bs, verdicts, strict=False):
+                self.stats["worker"] += 1
+                if v.timed_out:
+                    self.stats["timeouts"] += 1
+                    logger.debug("answer comparison timed out after %.1f s CPU: not equal", self.timeout_s)
+                if v.killed:
+                    self.stats["restarts"] += 1
+                key = (a, b) if self.options.directional else self._key(a, b)
+                self._cache[key] = v.equal
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+                out.append(v.equal)
+        return out
 
 
 _DEFAULT: AnswerChecker | None = None
@@ -723,8 +835,80 @@ def _patch_latex2sympy() -> None:
         ctx.FUNC_GAMMA = lambda self: None
 
 
+# Points at which two expressions are evaluated to show they differ: small positive integers (the domain of
+# most combinatorics answers, where factorials and binomials are defined) and one positive non-integer.
+_PROBE_VALUES = (
+    (3, 5, 7, 2, 11, 4),
+    (4, 2, 6, 9, 3, 8),
+    (6, 8, 3, 5, 2, 7),
+    ("7/3", "5/2", "9/4", "11/5", "13/6", "3/2"),
+)
+_PROBE_MAX_TERMS = 200
+
+
+def _patch_symbolic_eq(mv_grader: Any) -> None:
+    """Make math-verify's last resort, ``simplify(a - b).is_zero``, skip pairs that evaluate to different numbers.
+
+    Nearly all pairs that reach ``simplify`` are different answers, and ``simplify`` spends its longest on
+    exactly those. If ``a`` and ``b`` take clearly different finite values at one point, ``a - b`` is not
+    identically zero, so a correct ``simplify`` cannot reduce it to 0 and math-verify's verdict is "not equal"
+    either way. Only plain symbols are substituted, with values that satisfy all their assumptions (real,
+    integer, ...), so the point lies in the domain ``simplify`` reasons about; anything not evaluable at a point
+    (undefined functions, huge sums, poles) leaves the decision to ``simplify``.
+    """
+    from sympy import Expr, Float, Product, Rational, Sum, Symbol, nan, zoo
+
+    original = mv_grader.sympy_symbolic_eq
+
+    def value(expr: Any, point: dict[Any, Any]) -> complex | None:
+        e = expr.subs(point) if point else expr
+        for big in e.atoms(Sum, Product):
+            for _, lo, hi in big.limits:
+                if not (lo.is_Integer and hi.is_Integer) or hi - lo > _PROBE_MAX_TERMS:
+                    return None
+        v = e.evalf(30)
+        if not v.is_number or v.has(nan, zoo) or not v.is_finite:
+            return None
+        try:
+            return complex(v)
+        except (TypeError, ValueError):
+            return None
+
+    def differ(a: Any, b: Any) -> bool:
+        if not (isinstance(a, Expr) and isinstance(b, Expr)) or a.has(Float) or b.has(Float):
+            return False
+        syms = sorted(a.free_symbols | b.free_symbols, key=str)
+        if len(syms) > len(_PROBE_VALUES[0]):
+            return False
+        if any(type(s) is not Symbol for s in syms):
+            return False
+        for values in _PROBE_VALUES if syms else ((),):
+            point = {s: Rational(v) for s, v in zip(syms, values, strict=False)}
+            # the point must satisfy every assumption of its symbols (latex2sympy makes them real)
+            if not all(getattr(v, f"is_{k}") is w for s, v in point.items() for k, w in s.assumptions0.items()):
+                continue
+            va, vb = value(a, point), value(b, point)
+            if va is not None and vb is not None and abs(va - vb) > 1e-9 * (1 + abs(va) + abs(vb)):
+                return True
+        return False
+
+    def symbolic_eq(a: Any, b: Any) -> bool:
+        try:
+            if differ(a, b):
+                return False
+        except Exception:
+            pass
+        return original(a, b)
+
+    mv_grader.sympy_symbolic_eq = symbolic_eq
+
+
 def _worker_main() -> None:  # pragma: no cover - runs in the subprocess
-    """Serve comparison requests (one JSON object per line on stdin) until stdin closes."""
+    """Serve comparison requests (one JSON object per line on stdin, one reply line per pair) until stdin closes.
+
+    Each step (parsing one answer, verifying one pair) runs under a CPU-time timer (``ITIMER_PROF``) that raises
+    in this, the main, thread; math-verify's own ``signal.alarm`` timeouts are off (wall time, whole seconds).
+    """
     proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
     sys.stdout = sys.stderr  # anything the libraries print must not corrupt the protocol
     logging.basicConfig(level=logging.ERROR)
@@ -732,24 +916,38 @@ def _worker_main() -> None:  # pragma: no cover - runs in the subprocess
         logging.getLogger(name).setLevel(logging.CRITICAL)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
 
+    import signal
+
     import math_verify.grader as mv_grader
     import math_verify.parser as mv_parser
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
     from sympy import Set
 
     _patch_latex2sympy()
-    # our parent enforces the time limit; math-verify's own SIGALRM timeouts are switched off (and their warning)
+    _patch_symbolic_eq(mv_grader)
     mv_grader.TIMEOUT_WARNING_SHOWN = True
     mv_parser.TIMEOUT_WARNING_SHOWN = True
 
-    configs: dict[tuple[str, ...], list[Any]] = {}
-    parsed: OrderedDict[tuple[str, tuple[str, ...], bool], list[Any]] = OrderedDict()
+    class CpuTimeout(BaseException):  # BaseException: sympy's and math-verify's `except Exception` let it through
+        pass
 
-    def parse_cached(text: str, match_types: tuple[str, ...], wrap: bool) -> list[Any]:
-        key = (text, match_types, wrap)
-        if key in parsed:
-            parsed.move_to_end(key)
-            return parsed[key]
+    def on_timer(signum: int, frame: Any) -> None:
+        raise CpuTimeout
+
+    signal.signal(signal.SIGPROF, on_timer)
+
+    def bounded(seconds: float, fn: Any, *args: Any) -> Any:
+        signal.setitimer(signal.ITIMER_PROF, seconds)
+        try:
+            return fn(*args)
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+
+    configs: dict[tuple[str, ...], list[Any]] = {}
+    # parsed answers (None: parsing timed out), keyed by text, options and time limit
+    parsed: OrderedDict[tuple[str, tuple[str, ...], bool, float], list[Any] | None] = OrderedDict()
+
+    def parse_once(text: str, match_types: tuple[str, ...], wrap: bool) -> list[Any]:
         if match_types not in configs:
             configs[match_types] = [
                 LatexExtractionConfig(boxed_match_priority=0) if t == "latex" else ExprExtractionConfig()
@@ -761,6 +959,21 @@ def _worker_main() -> None:  # pragma: no cover - runs in the subprocess
         result = parse(src, configs[match_types], parsing_timeout=None)
         if not result and src is not text:
             result = parse(text, configs[match_types], parsing_timeout=None)
+        return result
+
+    def parse_cached(text: str, match_types: tuple[str, ...], wrap: bool, limit: float) -> list[Any] | None:
+        key = (text, match_types, wrap, limit)
+        if key in parsed:
+            parsed.move_to_end(key)
+            return parsed[key]
+        try:
+            result = bounded(limit, parse_once, text, match_types, wrap)
+        except CpuTimeout:
+            result = None
+        except RecursionError:
+            result = []
+        except Exception:
+            result = []
         parsed[key] = result
         if len(parsed) > 20_000:
             parsed.popitem(last=False)
@@ -774,12 +987,7 @@ def _worker_main() -> None:  # pragma: no cover - runs in the subprocess
             for x in items
         )
 
-    def compare(a: str, b: str, opts: dict[str, Any]) -> bool:
-        types = tuple(opts["match_types"])
-        pa = parse_cached(a, types, opts["wrap_bare"])
-        pb = parse_cached(b, types, opts["wrap_bare"])
-        if not pa or not pb:
-            return False
+    def verify_pair(pa: list[Any], pb: list[Any], opts: dict[str, Any]) -> bool:
         kw = {"float_rounding": opts["precision"], "strict": opts["strict"], "timeout_seconds": None}
         if opts["directional"]:
             return bool(verify(pa, pb, allow_set_relation_comp=opts["allow_set_relation_comp"], **kw))
@@ -789,16 +997,35 @@ def _worker_main() -> None:  # pragma: no cover - runs in the subprocess
             verify(pb, pa, allow_set_relation_comp=allow, **kw)
         )
 
+    def compare(a: str, b: str, opts: dict[str, Any], limit: float) -> tuple[bool, bool]:
+        """(equal, timed out)."""
+        types = tuple(opts["match_types"])
+        pa = parse_cached(a, types, opts["wrap_bare"], limit)
+        pb = parse_cached(b, types, opts["wrap_bare"], limit)
+        if pa is None or pb is None:
+            return False, True
+        if not pa or not pb:
+            return False, False
+        try:
+            return bounded(limit, verify_pair, pa, pb, opts), False
+        except CpuTimeout:
+            return False, True
+        except RecursionError:
+            return False, False
+        except Exception as e:  # math-verify already swallows most errors; anything else is "not equal"
+            logging.getLogger(__name__).debug("comparison failed: %r", e)
+            return False, False
+
     proto.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         if not line.strip():
             continue
         req = json.loads(line)
-        try:
-            reply = {"id": req["id"], "result": compare(req["a"], req["b"], req["opts"])}
-        except RecursionError:
-            reply = {"id": req["id"], "result": False}
-        except Exception as e:  # math-verify already swallows most errors; anything else is "not equal"
-            logging.getLogger(__name__).debug("comparison failed: %r", e)
-            reply = {"id": req["id"], "result": False}
-        proto.write(json.dumps(reply) + "\n")
+        for i, b in enumerate(req["bs"]):
+            try:
+                equal, timed_out = compare(req["a"], b, req["opts"], float(req["timeout"]))
+            except CpuTimeout:  # the timer fired just as a step finished
+                equal, timed_out = False, True
+            proto.write(json.dumps({"id": req["id"], "i": i, "result": equal, "timeout": timed_out}) + "\n")
+            if equal:
+                break
