@@ -39,7 +39,7 @@ def main(cfg: DictConfig) -> dict:
     write_metrics(metrics, out)
     table = to_markdown(rows)
     (out / "redundancy.md").write_text(table, encoding="utf-8")
-    log.info("redundancy (%d traces, %.1f s) written to %s\n%s", len(traces), metrics["wall_s"], out, table)
+    log.info("redundancy (%d traces, %.1f s) written to %s", len(traces), metrics["wall_s"], out)
     print(table)  # noqa: T201 - the table is this command's result
     return metrics
 
