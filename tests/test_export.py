@@ -178,3 +178,24 @@ def test_qlora_head_trains_and_round_trips(tiny_qwen3_dir, tmp_path):
     with pytest.raises(ValueError, match="cannot be merged"):
         export_head(head, tmp_path / "merged", {}, merge_lora=True)
     np.testing.assert_allclose(load_scorer(out).score(PAIRS), before, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("finetune", ["full", "frozen"])
+def test_siamese_export_round_trip(finetune, deepprune_cache_dir, tmp_path):
+    """The siamese judge exports as a classifier folder whose config names its registered model type."""
+    from deepprune.judge.heads import tiny_siamese
+
+    torch.manual_seed(0)
+    head = tiny_siamese(deepprune_cache_dir, finetune=finetune, segment_max_tokens=24)
+    head.requires_grad_(True)
+    _perturb(head)
+    head.eval()
+    before = HeadScorer(head, batch_size=3).score(PAIRS)
+    assert before[3] > 0.99  # identical traces: cosine 1, logit = sum(w) + b, far above 0 after any small move
+    out = export_head(head, tmp_path / "siamese", {"truncation": {"kind": "tokens", "k": 24}})
+    record = json.loads((out / JUDGE_FILE).read_text())
+    assert record["kind"] == "classifier" and record["adapter"] is False and record["finetune"] == finetune
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "deepprune_siamese_bert" and config["segment_max_tokens"] == 24
+    after = load_scorer(out, batch_size=2).score(PAIRS)
+    np.testing.assert_allclose(after, before, atol=1e-5, rtol=0)

@@ -138,9 +138,9 @@ def test_classifier_encode_forward_and_padding(tiny_classifier_head):
 
 
 def test_minilm_classifier_uses_native_pairs():
-    from deepprune.judge.heads import minilm
+    from deepprune.judge.heads import minilm_cross
 
-    head = minilm(finetune="lora", lora_r=4, dtype="float32")
+    head = minilm_cross(finetune="lora", lora_r=4, dtype="float32")
     ids = head.encode("the answer is 4", "it is 5")
     tok = head.tokenizer
     assert ids[0] == tok.cls_token_id and ids.count(tok.sep_token_id) == 2
@@ -178,3 +178,78 @@ def test_head_is_a_generative_head(tiny_generative_head):
 def test_generative_max_length_too_small(tiny_qwen3_dir):
     with pytest.raises(ValueError, match="leaves no room"):
         generative_head(tiny_qwen3_dir, finetune="frozen", dtype="float32", max_length=50)
+
+
+# -- siamese (bi-encoder) judge ------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def tiny_siamese(deepprune_cache_dir):
+    from deepprune.judge.heads import tiny_siamese
+
+    torch.manual_seed(0)
+    return tiny_siamese(deepprune_cache_dir, segment_max_tokens=16).eval()
+
+
+def test_minilm_siamese_starts_as_the_cosine_reference():
+    """Untrained, the default judge's logit is exactly 20 * SentenceBERT cosine - 14 (so the same ranking)."""
+    import numpy as np
+
+    from deepprune.judge.heads import minilm
+    from deepprune.judge.scorers import EmbeddingScorer
+
+    head = minilm(dtype="float32").eval()
+    assert head.kind == "classifier" and head.backbone.config.model_type == "deepprune_siamese_bert"
+    with torch.no_grad():
+        logits = head(*head.collate(PAIRS))
+    ref = EmbeddingScorer(max_tokens=128).score(PAIRS) * 2 - 1  # back from (cos + 1) / 2 to cos
+    assert torch.equal(logits[:, 0], torch.zeros(3))
+    np.testing.assert_allclose(logits[:, 1].numpy(), 20 * ref - 14, atol=1e-4)
+
+
+def test_siamese_splits_pairs_into_framed_segments(tiny_siamese):
+    head, tok = tiny_siamese, tiny_siamese.tokenizer
+    ids = torch.tensor([head.encode("x = 2", "so y")])
+    ids_a, mask_a, ids_b, mask_b = head.backbone.split_pairs(ids, torch.ones_like(ids))
+    assert ids_a[0].tolist() == tok("x = 2")["input_ids"] and mask_a.sum() == len(tok("x = 2")["input_ids"])
+    assert ids_b[0].tolist() == tok("so y")["input_ids"]
+    # each segment is cut to segment_max_tokens (16), still framed by [CLS] ... [SEP]
+    long = torch.tensor([head.encode("word " * 40, "b")])
+    ids_a, mask_a, _, _ = head.backbone.split_pairs(long, torch.ones_like(long))
+    assert int(mask_a.sum()) == 16 and ids_a[0, 0] == tok.cls_token_id and ids_a[0, 15] == tok.sep_token_id
+    with pytest.raises(ValueError, match="separator"):
+        head(torch.tensor([[tok.cls_token_id, 2000, 2001]]), torch.ones(1, 3, dtype=torch.long))
+
+
+def test_siamese_batch_padding_order_and_duplicates(tiny_siamese):
+    head = tiny_siamese
+    torch.nn.init.normal_(head.backbone.classifier.weight, 5.0, 2.0)  # a non-uniform pair layer
+    pairs = [*PAIRS, PAIRS[0], (PAIRS[1][1], PAIRS[1][0])]
+    seqs = [head.encode(a, b) for a, b in pairs]
+    width = max(map(len, seqs))
+    left = torch.tensor([[0] * (width - len(s)) + s for s in seqs])
+    left_mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
+    with torch.no_grad():
+        right = head(*pad_batch(seqs, head.pad_token_id))
+        torch.testing.assert_close(head(left, left_mask), right, atol=1e-5, rtol=1e-5)
+        for i, s in enumerate(seqs):  # one row at a time, no padding, no shared segments
+            single = torch.tensor([s])
+            torch.testing.assert_close(head(single, torch.ones_like(single))[0], right[i], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(right[3], right[0])  # duplicate pair
+    torch.testing.assert_close(right[4], right[1], atol=1e-5, rtol=1e-5)  # the logit is symmetric in (a, b)
+
+
+def test_siamese_trains_every_weight(tiny_siamese):
+    head = tiny_siamese.train()
+    ids, mask = head.collate(PAIRS)
+    torch.nn.functional.cross_entropy(head(ids, mask), torch.tensor([1, 0, 1])).backward()
+    grads = {n: p.grad for n, p in head.named_parameters() if p.requires_grad}
+    assert grads["backbone.classifier.weight"] is not None and grads["backbone.classifier.bias"] is not None
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+
+
+def test_siamese_rejects_non_bert_folders(tiny_qwen3_dir):
+    from deepprune.judge.heads import siamese_head
+
+    with pytest.raises(ValueError, match=r"\[CLS\] and \[SEP\]|BERT"):
+        siamese_head(tiny_qwen3_dir)

@@ -42,6 +42,26 @@ def synthetic_traces(models=None, max_problems=None):
     ]
 
 
+def separable_traces(models=None, max_problems=None):
+    """3 models x 12 problems x 4 traces; trace 3 of each group has another answer and says so in its text.
+
+    A pair is "different" exactly when it holds the word "oops": separable from the bag of words alone.
+    """
+    return [
+        Trace(
+            problem_id=f"p{p}",
+            model=m,
+            sample_id=s,
+            text=f"we try case {s} of problem {p} and " + ("oops it differs" if s == 3 else "the answer is zero"),
+            answer="1" if s == 3 else "0",
+            finished=True,
+        )
+        for p in range(12)
+        for m in ("m1", "m2", "m3")
+        for s in range(4)
+    ]
+
+
 class ExactChecker:
     def classes(self, answers):
         ids: dict = {}
@@ -71,12 +91,15 @@ BASE = [
     "data.checker={_target_: test_train.ExactChecker}",
     "module.reference_scorer=null",
     "data.label_cache=null",
+    "data.group_batch_traces=null",
 ]
 
 
 def make_cfg(out: Path, *overrides: str):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*BASE, *overrides], return_hydra_config=True)
+        keys = {o.split("=", 1)[0] for o in overrides}
+        base = [o for o in BASE if o.split("=", 1)[0] not in keys]  # a test's own value wins
+        cfg = compose("train", overrides=[*base, *overrides], return_hydra_config=True)
     with open_dict(cfg):
         cfg.data.traces = {"_target_": "test_train.synthetic_traces", "_partial_": True}
         cfg.paths.output_dir = str(out)
@@ -175,3 +198,67 @@ def test_multirun_sweep_via_cli(tmp_path):
     assert [j.name for j in jobs] == ["0", "1"]
     for job in jobs:
         assert "test/auroc" in json.loads((job / "metrics.json").read_text())
+
+
+def test_pipeline_learns_separable_pairs(tmp_path):
+    """The whole path (labels, column 1 = same, padding, train mode, warmup schedule, best checkpoint, export)
+    can fit: a tiny random classifier reaches AUROC ~1 on a separable pair set, train and held-out model alike."""
+    import numpy as np
+
+    from deepprune.judge.export import load_scorer
+    from deepprune.judge.metrics import judge_metrics
+    from deepprune.pairs import build_pairs
+
+    cfg = make_cfg(tmp_path, "optimizer.lr=1e-3", "module.new_layer_lr=null", "trainer.max_epochs=5")
+    with open_dict(cfg):
+        cfg.data.traces = {"_target_": "test_train.separable_traces", "_partial_": True}
+    train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["data_counts"]["train"]["different"] > 0 and metrics["global_steps"] >= 50
+    assert metrics["test/auroc"] > 0.95 and metrics["best_val/auroc"] > 0.95
+    pairs = build_pairs(separable_traces(), checker=ExactChecker()).pairs
+    scores = load_scorer(tmp_path / "export").score([(p.a.text, p.b.text) for p in pairs])
+    labels = np.array([p.label for p in pairs])
+    assert judge_metrics(scores, labels)["auroc"] > 0.95  # every model and problem, training ones included
+    assert scores[labels == 1].mean() > scores[labels == 0].mean()  # column 1 is "same": not inverted
+
+
+def test_siamese_group_batches_run(tmp_path):
+    cfg = make_cfg(
+        tmp_path, "model=tiny_siamese", "data.group_batch_traces=3", "data.group_batches_per_epoch=5",
+        "data.token_k=24",
+    )  # fmt: skip
+    train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["global_steps"] == 5 and 0.0 <= metrics["test/auroc"] <= 1.0
+    record = json.loads((tmp_path / "export" / "deepprune_judge.json").read_text())
+    assert record["kind"] == "classifier"
+    config = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert config["model_type"] == "deepprune_siamese_bert"
+
+
+def test_group_batches_hold_every_pair_among_drawn_traces():
+    from deepprune.judge.datamodule import GroupBatchSampler
+
+    texts, groups = [], []
+    for g in ("g1", "g2"):
+        names = [f"{g}-t{i}" for i in range(5)]
+        for i in range(5):
+            for j in range(i + 1, 5):
+                texts.append((names[i], names[j]))
+                groups.append(g)
+    sampler = GroupBatchSampler(groups, texts, traces_per_batch=3, num_batches=7, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 7
+    for batch in batches:
+        assert len({groups[i] for i in batch}) == 1
+        drawn = {t for i in batch for t in texts[i]}
+        assert len(drawn) == 3 and len(batch) == 3  # C(3, 2): all pairs among the 3 drawn traces
+    again = GroupBatchSampler(groups, texts, traces_per_batch=3, num_batches=7, seed=1)
+    assert list(again) == batches and list(again) != batches  # reproducible, and each epoch differs
+
+
+def test_group_batches_refuse_a_sampler(tmp_path):
+    cfg = make_cfg(tmp_path, "sampler=oversample", "data.group_batch_traces=3", "trainer.fast_dev_run=true")
+    with pytest.raises(ValueError, match="group_batch_traces builds its own"):
+        train(cfg)

@@ -4,8 +4,10 @@ Pipeline (once, in `setup`): load traces -> split (by generating model, or by pr
 same-problem pairs per split (`deepprune.pairs.build_pairs`, labels from the one answer checker) ->
 optional seeded subsample per split (`max_pairs`, for CPU-scale runs) -> truncate every trace once
 (first k tokens or up to the k-th reasoning word, `deepprune.truncation`) -> `head.encode(a, b)`.
-Batches are padded per batch by `PairCollator`. A split without pairs, or without one of the two
-classes, stops the run here, before any training, with the counts of every split.
+Batches are padded per batch by `PairCollator`; with `group_batch_traces` a training batch is every pair
+among a few traces of one (problem, model) group (`GroupBatchSampler`, made for siamese judges).
+A split without pairs, or without one of the two classes, stops the run here, before any training, with
+the counts of every split.
 """
 
 from __future__ import annotations
@@ -63,6 +65,56 @@ class PairCollator:
             "models": [f["model"] for f in features],
             "texts": [tuple(f["texts"]) for f in features],
         }
+
+
+class GroupBatchSampler(Sampler[list[int]]):
+    """Batches of all the pairs among a few traces of one (problem, model) group.
+
+    Each batch draws a group (uniformly), then ``traces_per_batch`` of its traces, and holds every pair of the
+    dataset between two drawn traces: C(k, 2) pairs from only k traces, so a bi-encoder, which embeds each
+    distinct trace once per batch, learns from many pairs per forward pass, and every batch contrasts traces
+    of one problem, which is the judge's task. Groups without a pair among the drawn traces are redrawn.
+
+    Args:
+        groups: the group key of every pair (dataset order).
+        texts: the two (truncated) texts of every pair; a trace is identified by its text.
+        traces_per_batch: k.
+        num_batches: batches per epoch.
+        seed: epoch e uses ``Random(f"{seed}-{e}")``, so the order is reproducible and differs between epochs.
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[str],
+        texts: Sequence[tuple[str, str]],
+        traces_per_batch: int = 8,
+        num_batches: int = 100,
+        seed: int = 0,
+    ) -> None:
+        if traces_per_batch < 2:
+            raise ValueError(f"data.group_batch_traces must be >= 2, got {traces_per_batch}")
+        self.by_group: dict[str, list[int]] = {}
+        for i, g in enumerate(groups):
+            self.by_group.setdefault(g, []).append(i)
+        self.keys = sorted(self.by_group)
+        self.texts, self.k, self.num_batches, self.seed = texts, int(traces_per_batch), int(num_batches), seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        rng = random.Random(f"{self.seed}-{self.epoch}")
+        self.epoch += 1
+        made = 0
+        while made < self.num_batches:
+            members = self.by_group[rng.choice(self.keys)]
+            traces = sorted({t for i in members for t in self.texts[i]})
+            chosen = set(rng.sample(traces, min(self.k, len(traces))))
+            batch = [i for i in members if self.texts[i][0] in chosen and self.texts[i][1] in chosen]
+            if batch:
+                made += 1
+                yield batch
 
 
 class PairDataset(Dataset):
@@ -134,6 +186,11 @@ class PairDataModule(L.LightningDataModule):
         seed: seeds the problem split, the subsample and the order swaps.
         checker: answer-class checker for the labels (None: `deepprune.answers.get_checker()`).
         label_cache: a JSON file remembering the checker's verdicts per group (`CachedAnswerClasses`), or None.
+        group_batch_traces: when set (k), training batches are all the pairs among k traces of one
+            (problem, model) group (`GroupBatchSampler`; for siamese judges, which embed each trace once per
+            batch); ``batch_size`` and ``sampler`` then do not apply to training. Use ``max_pairs.train: null``
+            so every pair among the drawn traces is available.
+        group_batches_per_epoch: batches per epoch with ``group_batch_traces`` (None: train pairs / C(k, 2)).
     """
 
     def __init__(
@@ -162,6 +219,8 @@ class PairDataModule(L.LightningDataModule):
         seed: int = 0,
         checker: Any = None,
         label_cache: str | Path | None = None,
+        group_batch_traces: int | None = None,
+        group_batches_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
         if truncation not in ("tokens", "words"):
@@ -185,6 +244,7 @@ class PairDataModule(L.LightningDataModule):
         self.disjoint_problems = disjoint_problems
         self.shuffle_order, self.padding_side, self.seed = shuffle_order, padding_side, int(seed)
         self.checker, self.label_cache = checker, label_cache
+        self.group_batch_traces, self.group_batches_per_epoch = group_batch_traces, group_batches_per_epoch
         self.datasets: dict[str, PairDataset] = {}
         self.counts: dict[str, dict[str, int]] = {}
 
@@ -297,6 +357,7 @@ class PairDataModule(L.LightningDataModule):
                         "input_ids": self.head.encode(a, b),
                         "label": int(p.label),
                         "model": str(p.a.model),
+                        "group": f"{p.a.problem_id}\x1f{p.a.model}",
                         "texts": (a, b),
                     }
                 )
@@ -336,6 +397,25 @@ class PairDataModule(L.LightningDataModule):
         if name not in self.datasets:
             self.setup()
         sampler = self.sampler_factory(self.datasets[name].labels) if train and self.sampler_factory else None
+        if train and self.group_batch_traces:
+            if sampler is not None:
+                raise ValueError(
+                    "data.group_batch_traces builds its own training batches, so the sampler group does not apply: "
+                    "use sampler=plain, or data.group_batch_traces=null to train on sampled random batches"
+                )
+            features = self.datasets[name].features
+            k = int(self.group_batch_traces)
+            batches = self.group_batches_per_epoch or max(1, -(-len(features) // (k * (k - 1) // 2)))
+            sampler = GroupBatchSampler(
+                [f["group"] for f in features], [f["texts"] for f in features], k, batches, self.seed
+            )
+            return DataLoader(
+                self.datasets[name],
+                batch_sampler=sampler,
+                collate_fn=self._collator(),
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+            )
         return DataLoader(
             self.datasets[name],
             batch_size=batch_size,

@@ -59,6 +59,9 @@ class JudgeModule(L.LightningModule):
         reference_name: the reference's name in metrics.json and the ROC legend.
         output_dir: where ``metrics.json`` and ``roc.png`` go (default: the Hydra run directory).
         fnr: the false-negative rate of the TNR metric (paper: 0.2).
+        new_layer_lr: learning rate of the parameters whose names contain one of ``new_layer_patterns`` (the
+            classification / pair layer a pretrained backbone lacks); None: the optimizer's lr for all.
+        new_layer_patterns: name fragments of those parameters.
     """
 
     def __init__(
@@ -72,8 +75,13 @@ class JudgeModule(L.LightningModule):
         reference_name: str = "embedding",
         output_dir: str | Path | None = None,
         fnr: float = 0.2,
+        new_layer_lr: float | None = None,
+        new_layer_patterns: tuple[str, ...] | list[str] = ("classifier", "score"),
     ) -> None:
         super().__init__()
+        # plain types (not Hydra's ListConfig) so checkpoints load with torch.load(weights_only=True)
+        new_layer_patterns = tuple(str(p) for p in new_layer_patterns)
+        new_layer_lr = None if new_layer_lr is None else float(new_layer_lr)
         # nn.Modules are in the state_dict; the factories (functools.partial of Hydra targets) stay out too, so
         # checkpoints load with torch.load(weights_only=True). train.py saves the resolved config beside them.
         self.save_hyperparameters(ignore=["head", "loss_fn", "optimizer", "scheduler", "reference_scorer"])
@@ -91,6 +99,11 @@ class JudgeModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self.hparams.compile and stage == "fit":
             self.head.compile()
+
+    def on_fit_start(self) -> None:
+        # transformers' from_pretrained returns modules in eval mode and Lightning does not switch them: without
+        # this, training would run with dropout off (Lightning restores each module's mode after validation)
+        self.train()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(input_ids=input_ids, attention_mask=attention_mask)
@@ -173,14 +186,31 @@ class JudgeModule(L.LightningModule):
         plot_roc(curves, out / "roc.png", title="Judge ROC on held-out test pairs")
         return results
 
+    def param_groups(self) -> list[torch.nn.Parameter] | list[dict[str, Any]]:
+        """Trainable parameters; with ``new_layer_lr`` (and such layers): the backbone group and the new layers."""
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        if self.hparams.new_layer_lr is None:
+            return [p for _, p in named]
+        patterns = tuple(self.hparams.new_layer_patterns)
+        new = [p for n, p in named if _is_new_layer(n, patterns)]
+        if not new:  # e.g. a generative head: its label rows belong to the pretrained output layer
+            log.info("module.new_layer_lr: no trainable parameter named %s; one learning rate for all", patterns)
+            return [p for _, p in named]
+        old = [p for n, p in named if not _is_new_layer(n, patterns)]
+        return [{"params": old}, {"params": new, "lr": float(self.hparams.new_layer_lr)}]
+
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        optimizer = self.optimizer_factory(params=self.param_groups())
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(
             optimizer=optimizer, num_training_steps=int(self.trainer.estimated_stepping_batches)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _is_new_layer(name: str, patterns: Iterable[str]) -> bool:
+    return any(p in name.split(".") for p in patterns)
 
 
 def _select(scores: list, labels: list, models: list, model: str) -> tuple[list[float], list[int]]:
