@@ -262,3 +262,51 @@ def test_group_batches_refuse_a_sampler(tmp_path):
     cfg = make_cfg(tmp_path, "sampler=oversample", "data.group_batch_traces=3", "trainer.fast_dev_run=true")
     with pytest.raises(ValueError, match="group_batch_traces builds its own"):
         train(cfg)
+
+
+def _write_trace_file(path: Path, traces) -> Path:
+    from deepprune.traces import write_traces
+
+    write_traces(path, traces)
+    return path
+
+
+def test_data_jsonl_trains_from_a_trace_file(tmp_path):
+    """`data=jsonl` reads a user's trace file through the real JSONL source and trains on it."""
+    trace_file = _write_trace_file(tmp_path / "traces.jsonl", synthetic_traces())
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*BASE, "data=jsonl", f"data.traces.path={trace_file}", "trainer.max_epochs=1"],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    assert cfg.data.traces._target_ == "deepprune.sources.jsonl.load_trace_file"
+    train(cfg)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # 10 problems x 4 traces of the held-out model m3, minus the problems drawn for train/val
+    assert metrics["data_counts"]["test"]["same"] + metrics["data_counts"]["test"]["different"] > 0
+    assert 0.0 <= metrics["test/auroc"] <= 1.0
+
+
+def test_data_jsonl_bad_line_stops_before_training(tmp_path):
+    trace_file = _write_trace_file(tmp_path / "traces.jsonl", synthetic_traces())
+    lines = trace_file.read_text().splitlines()
+    lines[6] = '{"problem_id": "p1", "model": "m1"}'  # no `text`
+    trace_file.write_text("\n".join(lines) + "\n")
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "train", overrides=[*BASE, "data=jsonl", f"data.traces.path={trace_file}"], return_hydra_config=True
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        cfg.hydra.job.num = 0
+    HydraConfig().set_config(cfg)
+    with pytest.raises(ValueError, match=r"traces\.jsonl.*7.*text"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()

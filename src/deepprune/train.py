@@ -29,8 +29,10 @@ def train(cfg: DictConfig) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     out = Path(cfg.paths.output_dir)
     write_json(out / "config.json", OmegaConf.to_container(cfg, resolve=True))
+    source = instantiate(cfg.data.traces)
+    traces = source() if callable(source) else source  # read and validated before the model loads: fails fast
     head = instantiate(cfg.model)
-    datamodule = instantiate(cfg.data, head=head, sampler=instantiate(cfg.sampler))
+    datamodule = instantiate(cfg.data, traces=lambda: traces, head=head, sampler=instantiate(cfg.sampler))
     datamodule.setup("fit")  # an empty split or a one-class split stops here, before training
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = instantiate(
