@@ -263,3 +263,16 @@ def test_online_entry_problem_file_without_questions(tmp_path):
     proc = run_cli(tmp_path, *cli_overrides(tmp_path), "problems=jsonl", f"problems.path={problems}")
     assert proc.returncode != 0
     assert "question" in proc.stdout + proc.stderr
+
+
+def test_sweep_summary_shows_a_swept_result_column_once(tmp_path):
+    for job, policy in enumerate(["cons", "deepprune"]):
+        (tmp_path / str(job) / ".hydra").mkdir(parents=True)
+        (tmp_path / str(job) / ".hydra" / "overrides.yaml").write_text(f"- policy={policy}\n- tau=0.5\n")
+        (tmp_path / str(job) / "metrics.json").write_text(
+            json.dumps({"policies": {policy: {"problems": 2, "accuracy": 0.5}}})
+        )
+    header = summarize_sweep(tmp_path).splitlines()[0]
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert cells[:3] == ["job", "tau", "policy"]
+    assert cells.count("policy") == 1

@@ -158,7 +158,8 @@ def summarize_sweep(sweep_dir: str | Path) -> str | None:
             rows.append({**extra, "policy": name, **m})
     if not rows:
         return None
-    return format_table(rows, ["job", *keys, *TABLE_COLUMNS])
+    # an override that names a result column (policy=cons,deepprune) is shown once, as the result's own column
+    return format_table(rows, ["job", *(k for k in keys if k not in TABLE_COLUMNS), *TABLE_COLUMNS])
 
 
 def _job_num(name: str) -> int:
