@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from deepprune.export import export
 from deepprune.judge.export import JUDGE_FILE, export_head, load_head, load_scorer
 from deepprune.judge.heads import classifier_head, generative_head
-from deepprune.judge.scorers import HeadScorer, PairScorer
+from deepprune.judge.scorers import HeadScorer, PairScorer, SiameseScorer
 from deepprune.runtime import CONF_DIR
 
 PAIRS = [
@@ -197,5 +197,34 @@ def test_siamese_export_round_trip(finetune, deepprune_cache_dir, tmp_path):
     assert record["kind"] == "classifier" and record["adapter"] is False and record["finetune"] == finetune
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "deepprune_siamese_bert" and config["segment_max_tokens"] == 24
-    after = load_scorer(out, batch_size=2).score(PAIRS)
+    scorer = load_scorer(out, batch_size=2)
+    assert isinstance(scorer, SiameseScorer) and scorer.order_invariant
+    after = scorer.score(PAIRS)
     np.testing.assert_allclose(after, before, atol=1e-5, rtol=0)
+
+
+def test_siamese_scorer_equals_the_pair_forward_on_long_texts(deepprune_cache_dir):
+    """Embedding each text alone (cut to segment_max_tokens) gives the pair forward's scores, in both orders,
+    for texts longer than a segment; each distinct text is encoded once."""
+    from deepprune.judge.heads import tiny_siamese
+
+    torch.manual_seed(1)
+    head = tiny_siamese(deepprune_cache_dir, segment_max_tokens=12)
+    head.requires_grad_(True)
+    _perturb(head, seed=3)
+    head.eval()
+    long_a = "Let the roots be r and s. Wait, then r + s = 7 and rs = 12, so r = 3 and s = 4 " * 3
+    long_b = "Alternatively, factor x^2 - 7x + 12 = (x - 3)(x - 4); hence the larger root is 4. " * 3
+    pairs = [(long_a, long_b), (long_b, long_a), (long_a, "short"), ("short", long_a + " and more")] + PAIRS
+    reference = HeadScorer(head, batch_size=3).score(pairs)
+    scorer = SiameseScorer(head, batch_size=2)
+    np.testing.assert_allclose(scorer.score(pairs), reference, atol=1e-5, rtol=0)
+    assert reference[0] == pytest.approx(reference[1], abs=1e-6)
+    # the two long texts differ only after the 10 content tokens a segment keeps: the same embedding
+    assert reference[2] == pytest.approx(reference[3], abs=1e-6)
+    distinct = {t for pair in pairs for t in pair}
+    assert set(scorer._cache) == distinct
+    with pytest.raises(ValueError, match="segment_max_tokens"):
+        SiameseScorer(tiny_siamese(deepprune_cache_dir, segment_max_tokens=12, max_length=20))
+    with pytest.raises(TypeError, match="siamese head"):
+        SiameseScorer(classifier_head(deepprune_cache_dir / "tiny-siamese-s0", finetune="full"))

@@ -276,3 +276,12 @@ def test_sweep_summary_shows_a_swept_result_column_once(tmp_path):
     cells = [c.strip() for c in header.strip("|").split("|")]
     assert cells[:3] == ["job", "tau", "policy"]
     assert cells.count("policy") == 1
+
+
+def test_drop_seen_problems_keeps_order_and_counts():
+    from deepprune.online.runner import drop_seen_problems
+    from deepprune.sources import Problem
+
+    problems = [Problem(problem_id=i, question="q") for i in ("a", "b", "c", "d")]
+    kept, dropped = drop_seen_problems(problems, {"b", "d", "z"})
+    assert [p.problem_id for p in kept] == ["a", "c"] and dropped == 2

@@ -184,6 +184,34 @@ def test_exported_judge_scores_both_orders_and_counts_tokens(tmp_path):
         ExportedJudge(tmp_path / "missing")
 
 
+def test_exported_judge_reads_an_order_invariant_judge_once(tmp_path):
+    """A siamese export scores each pair once, embeds all prefixes in prepare(), and counts one reading."""
+    from deepprune.online.generators.base import TraceState
+    from deepprune.online.judges import ExportedJudge
+
+    class Invariant:
+        order_invariant = True
+
+        def __init__(self):
+            self.scored, self.embedded = [], []
+
+        def embed(self, texts):
+            self.embedded.append(list(texts))
+
+        def score(self, pairs):
+            self.scored.append(list(pairs))
+            return np.full(len(pairs), 0.25)
+
+    judge = ExportedJudge(tmp_path)
+    judge._scorer = Invariant()
+    a, b = TraceState(0, 0, text="a", num_tokens=3), TraceState(1, 1, text="b", num_tokens=4)
+    judge.prepare([a, b])
+    assert judge._scorer.embedded == [["a", "b"]]
+    assert judge.score([(a, b)]).tolist() == [0.25]
+    assert judge._scorer.scored == [[("a", "b")]]
+    assert judge.input_tokens([(a, b)]) == 3 + 4
+
+
 def test_oracle_judge_is_replay_only():
     class Live:
         pass

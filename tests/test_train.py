@@ -143,6 +143,13 @@ def test_short_run_tests_best_checkpoint_with_reference_and_exports(tmp_path):
     assert metrics["global_steps"] == 3
     record = json.loads((tmp_path / "export" / "deepprune_judge.json").read_text())
     assert record["truncation"] == {"kind": "tokens", "k": 16, "tokenizer": record["truncation"]["tokenizer"]}
+    # the export lists the problems the judge trained or validated on: 7 of 10, none of the 3 test problems
+    from deepprune.pairs import split_by_problem
+
+    _, _, test = split_by_problem(synthetic_traces(), 0.2, 0.3, 42)
+    test_ids = {t.problem_id for t in test}
+    assert len(test_ids) == 3 and len(record["seen_problems"]) == 7
+    assert set(record["seen_problems"]) == {f"p{i}" for i in range(10)} - test_ids
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "csv" / "metrics.csv").is_file()
 

@@ -64,6 +64,8 @@ def train(cfg: DictConfig) -> float | None:
         meta = {
             "truncation": datamodule.truncation_settings(),
             "metrics": {k: v for k, v in results.items() if "/" in k},
+            # online evaluation skips these, so a judge is never scored on problems it trained or validated on
+            "seen_problems": sorted(set(datamodule.problem_ids["train"]) | set(datamodule.problem_ids["val"])),
         }
         results["export_dir"] = str(export_head(module.head, out / "export", meta))
     if trainer.is_global_zero:

@@ -247,6 +247,8 @@ class PairDataModule(L.LightningDataModule):
         self.group_batch_traces, self.group_batches_per_epoch = group_batch_traces, group_batches_per_epoch
         self.datasets: dict[str, PairDataset] = {}
         self.counts: dict[str, dict[str, int]] = {}
+        #: the problems of each split after setup() (the export records those the judge saw: train and val)
+        self.problem_ids: dict[str, list[str]] = {}
 
     @staticmethod
     def _per_split(value: int | Mapping[str, int | None] | None, key: str) -> dict[str, int | None]:
@@ -322,7 +324,9 @@ class PairDataModule(L.LightningDataModule):
 
                 checker = get_checker()
             checker = CachedAnswerClasses(checker, self.label_cache)
-        pair_sets = {name: build_pairs(part, checker=checker) for name, part in self.split_traces(traces).items()}
+        parts = self.split_traces(traces)
+        self.problem_ids = {name: sorted({str(t.problem_id) for t in part}) for name, part in parts.items()}
+        pair_sets = {name: build_pairs(part, checker=checker) for name, part in parts.items()}
         if isinstance(checker, CachedAnswerClasses):
             checker.save()
             log.info("pair labels: %d groups from %s, %d computed", checker.hits, self.label_cache, checker.misses)

@@ -114,11 +114,17 @@ def load_head(export_dir: str | Path, device: str = "cpu", dtype: str = "auto") 
 
 
 def load_scorer(export_dir: str | Path, device: str = "cpu", batch_size: int = 8, dtype: str = "auto"):
-    """A `PairScorer` (`.score(pairs) -> np.ndarray` of P(same)) for an exported judge."""
-    from deepprune.judge.scorers import HeadScorer
+    """A `PairScorer` (`.score(pairs) -> np.ndarray` of P(same)) for an exported judge.
+
+    A siamese export gets a `SiameseScorer` (per-text embeddings remembered, same scores), others a `HeadScorer`.
+    """
+    from deepprune.judge.scorers import HeadScorer, SiameseScorer
 
     head = load_head(export_dir, device, dtype)
-    return HeadScorer(head, batch_size=batch_size, truncation=read_judge_record(export_dir).get("truncation"))
+    truncation = read_judge_record(export_dir).get("truncation")
+    if getattr(head.backbone.config, "model_type", None) == "deepprune_siamese_bert":
+        return SiameseScorer(head, batch_size=batch_size, truncation=truncation)
+    return HeadScorer(head, batch_size=batch_size, truncation=truncation)
 
 
 def _find_train_config(ckpt_path: Path) -> Path:

@@ -1,6 +1,8 @@
 """Pair scorers: anything that maps (trace a, trace b) pairs to P(same final answer) in [0, 1].
 
 - `HeadScorer`: a judge head (trained and exported, see `load_scorer`) run batched, in eval mode, without grad.
+- `SiameseScorer`: the siamese judge's `HeadScorer`: each distinct text is embedded once and remembered, so n
+  traces cost n encoder passes for any number of pairs (the same scores as the pair forward); order-invariant.
 - `ZeroShotLLMScorer`: an untrained generative head (the paper's zero-shot LLM reference, 0.66-0.68 AUROC).
 - `EmbeddingScorer`: SentenceBERT cosine of mean-pooled all-MiniLM-L6-v2 embeddings of the first `max_tokens`
   word pieces, mapped to [0, 1] as (cos + 1) / 2 (the paper's 0.58 AUROC reference).
@@ -22,7 +24,15 @@ import numpy as np
 from deepprune.judge.export import load_scorer
 from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records
 
-__all__ = ["EmbeddingScorer", "HeadScorer", "PairScorer", "ZeroShotLLMScorer", "from_export", "load_scorer"]
+__all__ = [
+    "EmbeddingScorer",
+    "HeadScorer",
+    "PairScorer",
+    "SiameseScorer",
+    "ZeroShotLLMScorer",
+    "from_export",
+    "load_scorer",
+]
 
 log = get_logger(__name__)
 
@@ -63,6 +73,71 @@ class HeadScorer:
                 logits = self.head(ids.to(device), mask.to(device)).float()
                 out[idx] = logits.softmax(-1)[:, 1].cpu().numpy()
         return out
+
+
+class SiameseScorer(HeadScorer):
+    """P(same) of a siamese head from remembered per-text embeddings.
+
+    A siamese pair input ``[CLS] a [SEP] b [SEP]`` is split back into ``[CLS] a [SEP]`` and ``[CLS] b [SEP]``, each
+    cut to ``segment_max_tokens`` on its own, so a text's embedding does not depend on its partner: embedding each
+    text alone gives the pair forward's scores (tested), at n encoder passes for n traces instead of two per pair.
+    The pair layer is symmetric in (a, b), so callers need not score both orders (`order_invariant`).
+    """
+
+    order_invariant = True
+
+    def __init__(
+        self, head: Any, batch_size: int = 32, truncation: dict[str, Any] | None = None, cache_size: int = 65536
+    ) -> None:
+        super().__init__(head, batch_size, truncation)
+        config = head.backbone.config
+        if getattr(config, "model_type", None) != "deepprune_siamese_bert":
+            raise TypeError(
+                f"SiameseScorer needs a siamese head, got model_type {getattr(config, 'model_type', None)}"
+            )
+        pair_room = 2 * config.segment_max_tokens + 1
+        if head.max_length is not None and head.max_length < pair_room:
+            # the pair's own truncation would then cut a text depending on its partner's length
+            raise ValueError(f"siamese max_length {head.max_length} < 2 * segment_max_tokens + 1 = {pair_room}")
+        self.segment_max_tokens = int(config.segment_max_tokens)
+        self.cache_size = cache_size
+        self._cache: dict[str, Any] = {}
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        """Unit-norm embeddings [N, D] (a torch tensor on the head's device), remembered per text."""
+        import torch
+
+        from deepprune.judge.heads import pad_batch
+
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if len(self._cache) + len(todo) > self.cache_size:
+            self._cache.clear()  # texts of earlier problems; the online runner moves on and never returns
+            todo = list(dict.fromkeys(texts))
+        model = self.head.backbone
+        device = next(model.parameters()).device
+        tokenizer = self.head.tokenizer
+        encoded = [tokenizer(t, truncation=True, max_length=self.segment_max_tokens)["input_ids"] for t in todo]
+        order = sorted(range(len(todo)), key=lambda i: len(encoded[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                ids, mask = pad_batch([encoded[i] for i in idx], self.head.pad_token_id)
+                for i, vec in zip(idx, model.embed(ids.to(device), mask.to(device))):
+                    self._cache[todo[i]] = vec
+        if not texts:
+            return torch.zeros((0, model.config.hidden_size), device=device)
+        return torch.stack([self._cache[t] for t in texts])
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        import torch
+
+        if not pairs:
+            return np.zeros(0, dtype=np.float64)
+        u = self.embed([a for a, _ in pairs])
+        v = self.embed([b for _, b in pairs])
+        with torch.inference_mode():
+            logit = self.head.backbone.classifier(u, v).float()
+        return torch.sigmoid(logit).cpu().numpy().astype(np.float64)
 
 
 class ZeroShotLLMScorer(HeadScorer):

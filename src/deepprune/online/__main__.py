@@ -42,7 +42,7 @@ def main(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
     from deepprune.online.policies import ConsensusPolicy
-    from deepprune.online.runner import metrics_table, run_online
+    from deepprune.online.runner import drop_seen_problems, metrics_table, run_online
 
     check_config(cfg)
     problems = None
@@ -56,6 +56,12 @@ def main(cfg: DictConfig) -> dict:
             if not callable(getattr(generator, "problems", None)):
                 raise ValueError("this generator needs a problem set: add problems=<name> (conf/problems/)")
             problems = generator.problems()
+        seen = getattr(getattr(policy, "judge", None), "seen_problems", set())
+        if seen and cfg.unseen_problems_only:
+            problems, dropped = drop_seen_problems(problems, seen)
+            log.info("skipping %d problem(s) the judge trained or validated on (unseen_problems_only)", dropped)
+            if not problems:
+                raise ValueError(f"all {dropped} problems were seen by the judge in training: unseen_problems_only")
         if cfg.max_problems is not None:
             problems = problems[: cfg.max_problems]
         reference = ConsensusPolicy(n=cfg.n) if cfg.reference == "cons" else None

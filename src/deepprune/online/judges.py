@@ -6,7 +6,8 @@ and returns an array of P(same) in [0, 1]:
 - :class:`ExportedJudge`: the trained judge export (``deepprune.judge.export.load_scorer``), batched. A
   generative judge reads the pair in one order, so each pair is scored in both orders and averaged
   (``symmetric=True``, the default; trl's judges fight position bias the same way). This doubles the judge's
-  forward passes and input tokens but not ``judge_calls``.
+  forward passes and input tokens but not ``judge_calls``. A siamese export is order-invariant by construction:
+  it is read once, and its scorer embeds each prefix once (in ``prepare``), whatever the number of pairs.
 - :class:`OracleJudge`: 1.0 when the two traces' FINAL answers are equivalent, else 0.0. It needs the final
   answers while traces are still unfinished, which only replay knows (``ReplayGenerator.peek_answer``): it is a
   replay-only upper bound on any judge. A live generator would have to finish every trace first, which
@@ -75,8 +76,18 @@ class ExportedJudge(_TextJudge):
         self.device = device
         self.batch_size = batch_size
         self.symmetric = symmetric
-        self.reads_both_orders = symmetric
         self._scorer: Any = None
+
+    @property
+    def seen_problems(self) -> set[str]:
+        """Problems the judge trained or validated on (recorded by `python -m deepprune.train`; empty if unknown)."""
+        from deepprune.judge.export import read_judge_record
+
+        return set(read_judge_record(self.export_dir).get("seen_problems") or ())
+
+    @property
+    def reads_both_orders(self) -> bool:
+        return self.symmetric and not getattr(self.scorer, "order_invariant", False)
 
     @property
     def scorer(self) -> Any:
@@ -86,11 +97,17 @@ class ExportedJudge(_TextJudge):
             self._scorer = load_scorer(self.export_dir, device=self.device, batch_size=self.batch_size)
         return self._scorer
 
+    def prepare(self, states: Sequence[TraceState]) -> None:
+        """Embed every prefix of a problem in batches, when the judge embeds texts on their own (siamese)."""
+        embed = getattr(self.scorer, "embed", None)
+        if embed is not None:
+            embed([s.text for s in states])
+
     def score(self, pairs: Pairs) -> np.ndarray:
         if not pairs:
             return np.zeros(0)
         texts = [(a.text, b.text) for a, b in pairs]
-        if not self.symmetric:
+        if not self.reads_both_orders:
             return np.asarray(self.scorer.score(texts), dtype=float)
         both = np.asarray(self.scorer.score(texts + [(b, a) for a, b in texts]), dtype=float)
         return (both[: len(texts)] + both[len(texts) :]) / 2

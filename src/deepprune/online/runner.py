@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-__all__ = ["problem_seed", "run_online", "metrics_table", "SweepSummary", "RESULTS_FILE"]
+__all__ = ["drop_seen_problems", "problem_seed", "run_online", "metrics_table", "SweepSummary", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.jsonl"
 TABLE_COLUMNS = ("policy", "problems", "accuracy", "tokens_mean", "token_reduction", "judge_calls_mean", "pass_at_k")
@@ -39,6 +39,12 @@ TABLE_COLUMNS = ("policy", "problems", "accuracy", "tokens_mean", "token_reducti
 def problem_seed(seed: int, problem_id: str) -> int:
     """The seed of one problem: stable across runs, independent of the problem's position."""
     return seed * 1_000_003 + zlib.crc32(problem_id.encode("utf-8"))
+
+
+def drop_seen_problems(problems: Sequence[Problem], seen: set[str]) -> tuple[list[Problem], int]:
+    """The problems not in ``seen`` (those a trained judge saw), in order, and how many were dropped."""
+    kept = [p for p in problems if str(p.problem_id) not in seen]
+    return kept, len(problems) - len(kept)
 
 
 def run_online(
