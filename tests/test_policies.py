@@ -218,3 +218,20 @@ def test_oracle_judge_is_replay_only():
 
     with pytest.raises(TypeError, match="only replay"):
         OracleJudge(checker=C).attach(Live())
+
+
+def test_trace_progress_counts_finished_and_pruned_traces_and_delegates(monkeypatch, capsys):
+    """The progress wrapper changes nothing about the run and counts every trace once."""
+    from deepprune.online.generators.base import TraceProgress
+
+    monkeypatch.setenv("DEEPPRUNE_PROGRESS", "1")
+    monkeypatch.delenv("CI", raising=False)
+    plain = deepprune(ConstantJudge(1.0), k2=2).run(P, replay(), seed=0)
+    tracked = TraceProgress(replay(), desc="traces")
+    out = deepprune(ConstantJudge(1.0), k2=2).run(P, tracked, seed=0)
+    assert (out.answer, out.tokens) == (plain.answer, plain.tokens)
+    # traces 0 and 1 finish (10 + 8 tokens), trace 5 ends inside its prefix (2), three stop at 3-token prefixes
+    assert tracked.counts() == {"finished": 3, "pruned": 3, "tokens": 10 + 8 + 2 + 3 * 3} and out.tokens == 29
+    assert tracked.peek_answer(tracked._states[2]) == "B"  # replay-only methods pass through
+    tracked.close()
+    assert "traces p" in capsys.readouterr().err

@@ -40,19 +40,21 @@ def done_samples(path: Path, model: str) -> dict[str, set[int]]:
 def collect(problems, generator, n: int, seed: int, output: Path, keep_confidences: bool = True) -> Counter:
     """Generate the missing samples of every problem and append them to `output`; returns counts."""
     from deepprune.answers import extract_answer
+    from deepprune.online.generators.base import TraceProgress
     from deepprune.traces import Trace, TraceWriter
 
     model = generator.model_name
     done = done_samples(output, model)
     counts: Counter = Counter()
+    tracked = TraceProgress(generator, desc="traces")
     with TraceWriter(output) as writer:
         for problem in progress(problems, desc="collect", total=len(problems), unit="problem"):
-            states = generator.start(problem, n, problem_seed(seed, problem.problem_id))
+            states = tracked.start(problem, n, problem_seed(seed, problem.problem_id))
             todo = [s for s in states if s.index not in done.get(problem.problem_id, set())]
             counts["skipped"] += len(states) - len(todo)
             if not todo:
                 continue
-            generator.advance(todo)
+            tracked.advance(todo)
             for s in todo:
                 answer = s.answer if s.finished else extract_answer(s.text)
                 writer.write(
@@ -78,6 +80,7 @@ def collect(problems, generator, n: int, seed: int, output: Path, keep_confidenc
                 )
             counts["written"] += len(todo)
             counts["tokens"] += sum(s.num_tokens for s in todo)
+    tracked.close_bar()
     return counts
 
 

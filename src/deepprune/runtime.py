@@ -108,14 +108,23 @@ def read_jsonl_records(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def progress(iterable: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
-    """A tqdm progress bar on an interactive terminal; silent in CI or when output is redirected."""
+def progress_bar(desc: str, total: int | None = None, unit: str = "it", leave: bool = True) -> Any:
+    """A manually updated tqdm bar on an interactive terminal; silent in CI or when output is redirected
+    (``DEEPPRUNE_PROGRESS=1`` forces it on)."""
     disable = bool(os.environ.get("CI")) or not sys.stderr.isatty()
     if os.environ.get("DEEPPRUNE_PROGRESS") == "1":
         disable = False
     from tqdm.auto import tqdm
 
-    yield from tqdm(iterable, desc=desc, total=total, unit=unit, disable=disable, dynamic_ncols=True)
+    return tqdm(desc=desc, total=total, unit=unit, disable=disable, dynamic_ncols=True, leave=leave)
+
+
+def progress(iterable: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+    """`progress_bar` over an iterable."""
+    with progress_bar(desc, total, unit) as bar:
+        for item in iterable:
+            yield item
+            bar.update(1)
 
 
 def _json_default(obj: Any) -> Any:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepprune.online.accounting import format_table, score_outcome, summarize
+from deepprune.online.generators.base import TraceProgress
 from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records, write_metrics
 
 if TYPE_CHECKING:
@@ -76,14 +77,16 @@ def run_online(
         log.info("resuming: %d of %d problems already done", len(done), len(problems))
 
     todo = [p for p in problems if p.problem_id not in done]
+    tracked = TraceProgress(generator)  # a per-trace bar under the per-problem one
     for problem in progress(todo, desc=policy.name, total=len(todo), unit="problem"):
         s = problem_seed(seed, problem.problem_id)
         rec = {"problem_id": problem.problem_id, "seed": s}
-        rec.update(score_outcome(policy.run(problem, generator, s), problem.gold, checker))
+        rec.update(score_outcome(policy.run(problem, tracked, s), problem.gold, checker))
         if reference is not None:
-            rec["reference"] = score_outcome(reference.run(problem, generator, s), problem.gold, checker)
+            rec["reference"] = score_outcome(reference.run(problem, tracked, s), problem.gold, checker)
         append_jsonl(results, rec)
         done[problem.problem_id] = rec
+    tracked.close_bar()
 
     wanted = {p.problem_id for p in problems}
     records = [r for pid, r in done.items() if pid in wanted]

@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from deepprune.sources import Problem
 
-__all__ = ["TraceState", "Generator", "PrefixRule", "derive_seed", "count_reasoning_words"]
+__all__ = ["TraceState", "Generator", "PrefixRule", "TraceProgress", "derive_seed", "count_reasoning_words"]
 
 # Used only when deepprune.truncation is unavailable; the truncation module owns the canonical list.
 _FALLBACK_REASONING_WORDS: tuple[str, ...] = (
@@ -71,6 +71,68 @@ class Generator(Protocol):
     def close(self) -> None:
         """Free the backend's resources."""
         ...
+
+
+class TraceProgress:
+    """Any generator, with a per-problem progress bar that counts its traces as they finish or are released.
+
+    ``start`` opens a bar of ``n`` traces for the problem; after every ``advance`` and ``release`` the bar shows
+    how many traces finished, how many were pruned, and the tokens generated so far. The stop predicate is passed
+    through untouched (backends keep their fast paths), so the bar moves once per call, not per token. Every
+    other attribute (``peek_answer``, ``problems``, ``model_name``, ``stats``...) is the wrapped generator's.
+    Silent in CI and when stderr is not a terminal (`deepprune.runtime.progress_bar`).
+    """
+
+    def __init__(self, generator: Generator, desc: str = "traces") -> None:
+        self.generator = generator
+        self.desc = desc
+        self._bar: Any = None
+        self._states: list[TraceState] = []
+        self._released: set[int] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["generator"], name)
+
+    def start(self, problem: Problem, n: int, seed: int) -> list[TraceState]:
+        from deepprune.runtime import progress_bar
+
+        states = self.generator.start(problem, n, seed)
+        self.close_bar()
+        self._bar = progress_bar(f"{self.desc} {problem.problem_id}", total=len(states), unit="trace", leave=False)
+        self._states, self._released = states, set()
+        return states
+
+    def advance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None:
+        self.generator.advance(states, until)
+        self._refresh()
+
+    def release(self, states: list[TraceState]) -> None:
+        self.generator.release(states)
+        self._released.update(s.index for s in states if not s.finished)
+        self._refresh()
+
+    def close(self) -> None:
+        self.close_bar()
+        self.generator.close()
+
+    def counts(self) -> dict[str, int]:
+        """Traces of the current problem that finished or were pruned, and the tokens generated so far."""
+        finished = sum(1 for s in self._states if s.finished)
+        pruned = sum(1 for s in self._states if s.index in self._released and not s.finished)
+        return {"finished": finished, "pruned": pruned, "tokens": sum(s.num_tokens for s in self._states)}
+
+    def _refresh(self) -> None:
+        if self._bar is None:
+            return
+        counts = self.counts()
+        self._bar.update(counts["finished"] + counts["pruned"] - self._bar.n)
+        self._bar.set_postfix(counts, refresh=False)
+
+    def close_bar(self) -> None:
+        """Close the current problem's bar (the generator stays open)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def _default_words() -> tuple[str, ...]:
