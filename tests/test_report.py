@@ -327,6 +327,11 @@ def test_analyze_models_split_into_rows(tmp_path: Path):
     table = runs_table(collect_runs(run_dir), metrics=["model", "total_pairs", "ratio", "average.ratio"])
     assert table.rows == [[".:GPT-3.5", "GPT-3.5", 10, 0.3, 0.5625], [".:PaLM 2", "PaLM 2", 6, 1.0, 0.5625]]
     assert runs_table(collect_runs(run_dir, split={}), metrics=["models.*.ratio"]).rows == [[".", 0.3, 1.0]]
+    # the report draws them beside the paper's Table 4 ratios
+    assert reporting.redundancy_ratios(collect_runs(run_dir)) == {"GPT-3.5": 0.3, "PaLM 2": 1.0, "Average": 0.5625}
+    written = reporting.build_report(run_dir, tmp_path / "out", plots=["redundancy", "pareto"])
+    assert _png_ok(written["redundancy"]) and "pareto" not in written
+    assert "report_redundancy.png" in written["markdown"].read_text()
 
 
 def test_plot_redundancy_and_latest_run_dir(tmp_path: Path):

@@ -7,8 +7,9 @@ Pure helpers behind ``python -m deepprune.report`` and the notebooks in ``notebo
   and flattens nested metrics into dotted keys (``{"test": {"auroc": 0.8}}`` -> ``test.auroc``).
 - :func:`runs_table` makes one row per run (varying overrides, then metrics); :func:`to_markdown`,
   :func:`write_csv` / :func:`read_csv` write and read it.
-- :func:`plot_roc_overlay`, :func:`plot_pareto` (tokens vs accuracy, the Table 2 view) and
-  :func:`plot_tau_tradeoff` (Table 3: tau vs tokens, accuracy and pass@k) draw PNGs.
+- :func:`plot_roc_overlay`, :func:`plot_pareto` (tokens vs accuracy, the Table 2 view),
+  :func:`plot_tau_tradeoff` (Table 3: tau vs tokens, accuracy and pass@k) and :func:`plot_redundancy`
+  (Table 4 / Figure 2: same-answer pair ratio per model, beside the paper's) draw PNGs.
 - :func:`package_versions` records the library versions a result was produced with.
 
 No entry point here, no torch: importing this module costs matplotlib at most, and only when plotting.
@@ -37,6 +38,7 @@ REPORT_CSV = "report.csv"
 ROC_PNG = "report_roc.png"
 PARETO_PNG = "report_pareto.png"
 TAU_PNG = "report_tau.png"
+REDUNDANCY_PNG = "report_redundancy.png"
 VERSIONS_JSON = "report_versions.json"
 
 #: Overrides that say where a run wrote, not what it computed: never table columns.
@@ -702,7 +704,7 @@ def build_report(
     metrics: Sequence[str] | None = None,
     keys: Mapping[str, Sequence[str]] | None = None,
     ignore_overrides: Sequence[str] = DEFAULT_IGNORE_OVERRIDES,
-    plots: Sequence[str] = ("roc", "pareto", "tau"),
+    plots: Sequence[str] = ("roc", "pareto", "tau", "redundancy"),
     floatfmt: str = ".4f",
     split: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
@@ -748,6 +750,15 @@ def build_report(
             sections.append(f"![tau trade-off]({TAU_PNG})")
         else:
             log.info("tau: fewer than two tau values with tokens/accuracy/pass@k; skipped")
+
+    if "redundancy" in plots:
+        ratios = redundancy_ratios(runs)
+        if ratios:
+            paper = {m: r for m, (_, _, r) in PAPER_TABLE4.items()}
+            written["redundancy"] = plot_redundancy(ratios, out / REDUNDANCY_PNG, reference=paper, title=name)
+            sections.append(f"![same-answer pair ratio per model]({REDUNDANCY_PNG})")
+        else:
+            log.info("redundancy: no run has per-model same-answer ratios (python -m deepprune.analyze); skipped")
 
     versions = package_versions()
     written["versions"] = write_json(out / VERSIONS_JSON, versions)
@@ -805,6 +816,21 @@ PAPER_TABLE4: dict[str, tuple[int, int, float]] = {
 }
 
 
+def redundancy_ratios(runs: Sequence[Run]) -> dict[str, float]:
+    """{model: same-answer pair ratio} from analyze runs split per model, plus their pair-weighted "Average"."""
+    ratios: dict[str, float] = {}
+    average = None
+    for run in runs:
+        model, ratio = run.metrics.get("model"), _number(run.metrics.get("ratio"))
+        if model is None or ratio is None or "same_answer_pairs" not in run.metrics:
+            continue
+        ratios[str(model)] = ratio
+        average = _number(run.metrics.get("average.ratio"))
+    if ratios and average is not None:
+        ratios["Average"] = average
+    return ratios
+
+
 def plot_redundancy(
     ratios: Mapping[str, float],
     path: str | Path,
@@ -830,6 +856,7 @@ def plot_redundancy(
     ax.set_title(title)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))  # one legend entry per group
-    ax.legend(unique.values(), unique.keys(), fontsize="small", loc="lower right")
+    # below the axes: inside, it would cover a bar's value label
+    fig.legend(unique.values(), unique.keys(), fontsize="small", loc="outside lower center", ncols=len(unique))
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
