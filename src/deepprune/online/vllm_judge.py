@@ -23,7 +23,6 @@ the same accounting as the HF-backed ``judge=exported``).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -37,15 +36,13 @@ from deepprune.runtime import get_logger
 
 log = get_logger(__name__)
 
-JUDGE_FILE = "deepprune_judge.json"
-
 
 def read_export(export_dir: str | Path) -> dict[str, Any]:
     """The export record, checked for what vLLM serving needs (a generative judge with label token ids)."""
+    from deepprune.judge.export import JUDGE_FILE, read_judge_record
+
+    record = read_judge_record(export_dir)
     path = Path(export_dir) / JUDGE_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {export_dir} is not a deepprune judge export")
-    record = json.loads(path.read_text())
     if record.get("kind") != "generative":
         raise ValueError(
             f"{path}: kind={record.get('kind')!r}; the vLLM judge serves generative judges "
