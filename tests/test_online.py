@@ -285,3 +285,17 @@ def test_drop_seen_problems_keeps_order_and_counts():
     problems = [Problem(problem_id=i, question="q") for i in ("a", "b", "c", "d")]
     kept, dropped = drop_seen_problems(problems, {"b", "d", "z"})
     assert [p.problem_id for p in kept] == ["a", "c"] and dropped == 2
+
+
+@pytest.mark.slow
+def test_online_entry_skips_the_problems_the_judge_saw_for_every_policy(tmp_path):
+    """A judge export listing p2 as seen: cons@N (which never loads the judge) still skips p2, like DeepPrune."""
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "deepprune_judge.json").write_text(json.dumps({"kind": "classifier", "seen_problems": ["p2"]}))
+    overrides = [o for o in cli_overrides(tmp_path) if o != "judge=constant"]
+    proc = run_cli(tmp_path, *overrides, "judge=exported", f"judge.export_dir={export}", "policy=cons")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(line) for line in (tmp_path / "sweep" / "0" / "results.jsonl").read_text().splitlines()]
+    assert [r["problem_id"] for r in results] == ["p1", "p3"]
+    assert "skipping 1 problem(s)" in proc.stdout + proc.stderr

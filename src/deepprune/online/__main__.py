@@ -56,7 +56,9 @@ def main(cfg: DictConfig) -> dict:
             if not callable(getattr(generator, "problems", None)):
                 raise ValueError("this generator needs a problem set: add problems=<name> (conf/problems/)")
             problems = generator.problems()
-        seen = getattr(getattr(policy, "judge", None), "seen_problems", set())
+        # from the `judge` group, not the policy's judge: cons@N, DeepConf and the oracle in a sweep beside
+        # DeepPrune must run on the same problems
+        seen = getattr(instantiate(cfg.judge), "seen_problems", set()) if cfg.get("judge") else set()
         if seen and cfg.unseen_problems_only:
             problems, dropped = drop_seen_problems(problems, seen)
             log.info("skipping %d problem(s) the judge trained or validated on (unseen_problems_only)", dropped)
