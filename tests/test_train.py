@@ -152,6 +152,15 @@ def test_short_run_tests_best_checkpoint_with_reference_and_exports(tmp_path):
     assert set(record["seen_problems"]) == {f"p{i}" for i in range(10)} - test_ids
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "csv" / "metrics.csv").is_file()
+    # scores.jsonl: one line per test pair; the report's ROC from it has the AUROC torchmetrics logged
+    from deepprune import reporting
+
+    rows = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
+    assert len(rows) == 18 and sum(r["label"] for r in rows) == 6 and {r["model"] for r in rows} == {"m3"}
+    curves = reporting.load_roc_curves(reporting.load_run(tmp_path / "metrics.json"))
+    assert set(curves) == {"all", "reference"}
+    assert reporting._auc(*curves["all"]) == pytest.approx(metrics["test/auroc"], abs=1e-6)
+    assert reporting._auc(*curves["reference"]) == pytest.approx(metrics["test/auroc_reference"], abs=1e-6)
 
 
 def test_resume_from_checkpoint_continues_training(tmp_path):

@@ -426,6 +426,7 @@ def roc_points(scores: Sequence[float], labels: Sequence[int]) -> tuple[list[flo
 
 _SCORE_FIELDS = ("score", "p_same", "prob", "probability", "pred")
 _LABEL_FIELDS = ("label", "target", "y", "same")
+REFERENCE_SCORE_FIELD = "score_reference"
 
 
 def _curves_in(obj: Any, prefix: str = "") -> dict[str, tuple[list[float], list[float]]]:
@@ -454,8 +455,13 @@ def load_roc_curves(run: Run) -> dict[str, tuple[list[float], list[float]]]:
                 raise ValueError(
                     f"{scores_file}:1: needs a score field {_SCORE_FIELDS} and a label field {_LABEL_FIELDS}"
                 )
-            fpr, tpr, _ = roc_points([float(r[score_key]) for r in records], [int(r[label_key]) for r in records])
-            return {"all": (fpr, tpr)}
+            labels = [int(r[label_key]) for r in records]
+            fpr, tpr, _ = roc_points([float(r[score_key]) for r in records], labels)
+            curves = {"all": (fpr, tpr)}
+            if records[0].get(REFERENCE_SCORE_FIELD) is not None:  # training runs also score the zero-shot reference
+                ref_fpr, ref_tpr, _ = roc_points([float(r[REFERENCE_SCORE_FIELD]) for r in records], labels)
+                curves["reference"] = (ref_fpr, ref_tpr)
+            return curves
     curves: dict[str, tuple[list[float], list[float]]] = {}
     for source in [run.path / METRICS_FILE, *sorted(run.path.glob("roc*.json"))]:
         if source.exists():
@@ -630,10 +636,19 @@ def package_versions(packages: Sequence[str] = DEFAULT_PACKAGES) -> dict[str, st
 
 
 def roc_curves(runs: Sequence[Run]) -> dict[str, tuple[list[float], list[float]]]:
-    """Every ROC curve the runs saved (see :func:`load_roc_curves`), keyed by run label (+ curve name)."""
+    """Every ROC curve the runs saved (see :func:`load_roc_curves`), keyed by run label (+ curve name).
+
+    A reference curve shared by several runs (the same zero-shot scorer on the same test pairs) is drawn once.
+    """
     curves = {}
+    seen_references = set()
     for label, run in zip(run_labels(runs), runs):
         for name, curve in load_roc_curves(run).items():
+            if name == "reference":
+                key = (tuple(curve[0]), tuple(curve[1]))
+                if key in seen_references:
+                    continue
+                seen_references.add(key)
             curves[label if name in ("all", "roc") else f"{label} {name}"] = curve
     return curves
 

@@ -5,11 +5,13 @@ an optimizer factory and an optional scheduler factory (Hydra ``_partial_``s). V
 (`VAL_AUROC`, the metric that checkpointing, early stopping and sweeps optimize). The test step collects the
 score, label and generating model of every pair; at the end of the test epoch the module writes, into its output
 directory, ``metrics.json`` (AUROC and TNR@FNR=0.2 per test model plus the average, for the judge and for an
-optional zero-shot reference scorer on the same pairs) and ``roc.png``.
+optional zero-shot reference scorer on the same pairs), ``roc.png`` and ``scores.jsonl`` (every test pair's
+scores and label, for ROC overlays across runs).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,6 +28,8 @@ log = get_logger(__name__)
 #: The metric optimized by checkpointing, early stopping and sweeps (`optimized_metric` in conf/train.yaml).
 VAL_AUROC = "val/auroc"
 TEST_AUROC = "test/auroc"
+#: one JSON line per test pair: model, label, the judge's score and the reference's (null without one)
+SCORES_FILE = "scores.jsonl"
 TEST_TNR = "test/tnr_at_fnr"
 
 
@@ -184,6 +188,15 @@ class JudgeModule(L.LightningModule):
         out = Path(self.hparams.output_dir) if self.hparams.output_dir is not None else run_dir()
         write_metrics(results, out)
         plot_roc(curves, out / "roc.png", title="Judge ROC on held-out test pairs")
+        # per-pair scores (no texts): `python -m deepprune.report` overlays the ROC curves of a sweep's runs
+        ref_column = ref_scores if self.reference_scorer is not None else [None] * len(scores)
+        (out / SCORES_FILE).write_text(
+            "".join(
+                json.dumps({"model": m, "label": int(y), "score": float(p), "score_reference": r}) + "\n"
+                for p, y, m, r in zip(scores, labels, models, ref_column)
+            ),
+            encoding="utf-8",
+        )
         return results
 
     def param_groups(self) -> list[torch.nn.Parameter] | list[dict[str, Any]]:
