@@ -348,3 +348,27 @@ def test_package_versions_records_installed_and_absent():
     versions = reporting.package_versions(["pytest", "surely-not-installed-pkg"])
     assert versions["pytest"] == pytest.__version__
     assert versions["surely-not-installed-pkg"] is None and versions["python"].count(".") == 2
+
+
+def test_k_sweep_plots_auroc_against_the_swept_number(tmp_path: Path):
+    """Figure 6's view: one numeric override varies (data.token_k), each job has AUROC and its reference."""
+    sweep = tmp_path / "k"
+    for job, (k, auroc, ref) in enumerate([(256, 0.64, 0.63), (64, 0.61, 0.6), (128, 0.66, 0.62)]):
+        make_job(
+            sweep / str(job),
+            ["experiment=fig6", f"data.token_k={k}"],
+            {"test/auroc": auroc, "test/auroc_reference": ref},
+        )
+    points = reporting.sweep_points(collect_runs(sweep))
+    assert points == {
+        "x_key": "data.token_k",
+        "x": [256.0, 64.0, 128.0],
+        "auroc": [0.64, 0.61, 0.66],
+        "reference": [0.63, 0.6, 0.62],
+    }
+    written = reporting.build_report(sweep, tmp_path / "out", plots=["sweep", "auroc"])
+    assert _png_ok(written["sweep"]) and "report_sweep.png" in written["markdown"].read_text()
+    assert _png_ok(written["auroc"])  # the per-run bars need no numeric sweep
+    # two overrides varying, or a non-numeric one: no single x axis, no plot
+    make_job(sweep / "3", ["experiment=other", "data.token_k=32"], {"test/auroc": 0.5})
+    assert reporting.sweep_points(collect_runs(sweep)) is None

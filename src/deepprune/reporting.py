@@ -9,7 +9,9 @@ Pure helpers behind ``python -m deepprune.report`` and the notebooks in ``notebo
   :func:`write_csv` / :func:`read_csv` write and read it.
 - :func:`plot_roc_overlay`, :func:`plot_pareto` (tokens vs accuracy, the Table 2 view),
   :func:`plot_tau_tradeoff` (Table 3: tau vs tokens, accuracy and pass@k) and :func:`plot_redundancy`
-  (Table 4 / Figure 2: same-answer pair ratio per model, beside the paper's) draw PNGs.
+  (Table 4 / Figure 2: same-answer pair ratio per model, beside the paper's) and :func:`plot_metric_sweep`
+  (Figure 6: judge AUROC against a swept number such as the truncation length k) and :func:`plot_auroc_bars`
+  (Table 1: AUROC per recipe, beside the zero-shot reference) draw PNGs.
 - :func:`package_versions` records the library versions a result was produced with.
 
 No entry point here, no torch: importing this module costs matplotlib at most, and only when plotting.
@@ -39,6 +41,8 @@ ROC_PNG = "report_roc.png"
 PARETO_PNG = "report_pareto.png"
 TAU_PNG = "report_tau.png"
 REDUNDANCY_PNG = "report_redundancy.png"
+SWEEP_PNG = "report_sweep.png"
+AUROC_PNG = "report_auroc.png"
 VERSIONS_JSON = "report_versions.json"
 
 #: Overrides that say where a run wrote, not what it computed: never table columns.
@@ -64,6 +68,7 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "auroc": ("test.auroc", "test/auroc", "auroc", "*average*auroc*", "*auroc*"),
     "policy": ("policy", "policy.name", "*policy*name*", "*policy*"),
     "token_reduction": ("token_reduction", "*token_reduction*"),
+    "auroc_reference": ("test/auroc_reference", "test.auroc_reference", "*auroc_reference*"),
 }
 
 #: metrics.json keys that hold several results side by side -> the column naming each part: online's
@@ -553,6 +558,81 @@ def plot_pareto(
     return _save(fig, path)
 
 
+def plot_metric_sweep(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    path: str | Path,
+    x_label: str,
+    y_label: str = "test AUROC",
+    reference: Sequence[float | None] | None = None,
+    reference_label: str = "zero-shot reference",
+    title: str = "",
+) -> Path:
+    """One metric against one swept number (Figure 6: AUROC against k), with the reference at each x if given."""
+    if not xs or len(xs) != len(ys):
+        raise ValueError("plot_metric_sweep: needs as many y values as x values (at least one)")
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    fig, (ax,) = _new_figure(width=5.5, height=4.0)
+    ax.plot([xs[i] for i in order], [ys[i] for i in order], marker="o", label="trained judge")
+    for i in order:
+        ax.annotate(f"{ys[i]:.3f}", (xs[i], ys[i]), textcoords="offset points", xytext=(0, 6), ha="center",
+                    fontsize="small")  # fmt: skip
+    if reference is not None and any(r is not None for r in reference):
+        pts = [(xs[i], reference[i]) for i in order if reference[i] is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="s", linestyle="--", color="tab:gray",
+                label=reference_label)  # fmt: skip
+    ax.set_xticks(sorted(set(xs)))
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return _save(fig, path)
+
+
+def plot_auroc_bars(
+    labels: Sequence[str],
+    aurocs: Sequence[float],
+    path: str | Path,
+    reference: float | None = None,
+    reference_label: str = "zero-shot reference",
+    title: str = "",
+) -> Path:
+    """Horizontal bars of test AUROC per run (Table 1's view), a vertical line at the reference's AUROC."""
+    if not labels or len(labels) != len(aurocs):
+        raise ValueError("plot_auroc_bars: needs one AUROC per label (at least one)")
+    fig, (ax,) = _new_figure(width=7.0, height=0.4 * len(labels) + 1.6)
+    ys = list(range(len(labels)))[::-1]
+    ax.barh(ys, aurocs, color="tab:blue", label="trained judge")
+    for y, value in zip(ys, aurocs):
+        ax.text(value + 0.003, y, f"{value:.3f}", va="center", fontsize="small")
+    if reference is not None:
+        ax.axvline(reference, color="tab:gray", linestyle="--", label=f"{reference_label} ({reference:.3f})")
+    lo = min([*aurocs, reference if reference is not None else 1.0])
+    ax.set_xlim(max(0.0, lo - 0.05), min(1.0, max(aurocs) + 0.05))  # the differences, not the bars' length
+    ax.set_yticks(ys, labels)
+    ax.set_xlabel("test AUROC")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(fontsize="small", loc="outside lower center", ncols=2)
+    return _save(fig, path)
+
+
+def sweep_points(runs: Sequence[Run], keys: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any] | None:
+    """The numeric override that varies across the runs, with each run's AUROC (and reference): the data of
+    :func:`plot_metric_sweep`. None unless exactly one override varies, it is numeric, and every run has AUROC."""
+    varying = varying_overrides(runs)
+    if len(runs) < 2 or len(varying) != 1:
+        return None
+    x_key = varying[0]
+    xs = [_number(run.overrides.get(x_key)) for run in runs]
+    found = [quantities(run, keys) for run in runs]
+    ys = [q.get("auroc") for q in found]
+    if any(x is None for x in xs) or any(y is None for y in ys):
+        return None
+    return {"x_key": x_key, "x": xs, "auroc": ys, "reference": [q.get("auroc_reference") for q in found]}
+
+
 def plot_tau_tradeoff(
     rows: Sequence[Mapping[str, Any]],
     path: str | Path,
@@ -719,7 +799,7 @@ def build_report(
     metrics: Sequence[str] | None = None,
     keys: Mapping[str, Sequence[str]] | None = None,
     ignore_overrides: Sequence[str] = DEFAULT_IGNORE_OVERRIDES,
-    plots: Sequence[str] = ("roc", "pareto", "tau", "redundancy"),
+    plots: Sequence[str] = ("roc", "pareto", "tau", "redundancy", "sweep", "auroc"),
     floatfmt: str = ".4f",
     split: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
@@ -765,6 +845,29 @@ def build_report(
             sections.append(f"![tau trade-off]({TAU_PNG})")
         else:
             log.info("tau: fewer than two tau values with tokens/accuracy/pass@k; skipped")
+
+    if "sweep" in plots:
+        sweep = sweep_points(runs, keys)
+        if sweep:
+            written["sweep"] = plot_metric_sweep(
+                sweep["x"], sweep["auroc"], out / SWEEP_PNG, x_label=sweep["x_key"],
+                reference=sweep["reference"], title=name,
+            )  # fmt: skip
+            sections.append(f"![AUROC against {sweep['x_key']}]({SWEEP_PNG})")
+        else:
+            log.info("sweep: needs exactly one numeric override varying and AUROC in every run; skipped")
+
+    if "auroc" in plots:
+        found = [quantities(run, keys) for run in runs]
+        if len(runs) >= 2 and all(q.get("auroc") is not None for q in found):
+            references = {q.get("auroc_reference") for q in found} - {None}
+            written["auroc"] = plot_auroc_bars(
+                run_labels(runs), [q["auroc"] for q in found], out / AUROC_PNG,
+                reference=references.pop() if len(references) == 1 else None, title=name,
+            )  # fmt: skip
+            sections.append(f"![test AUROC per run]({AUROC_PNG})")
+        else:
+            log.info("auroc: needs two or more runs, each with a test AUROC; skipped")
 
     if "redundancy" in plots:
         ratios = redundancy_ratios(runs)
