@@ -493,6 +493,16 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+def _finish_axes(fig, ax, x_label: str, y_label: str, title: str, path: str | Path) -> Path:
+    """Axis labels, title, a light grid and the legend, then save."""
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return _save(fig, path)
+
+
 def _auc(fpr: Sequence[float], tpr: Sequence[float]) -> float:
     order = sorted(range(len(fpr)), key=lambda i: (fpr[i], tpr[i]))
     xs, ys = [fpr[i] for i in order], [tpr[i] for i in order]
@@ -550,12 +560,7 @@ def plot_pareto(
     front = pareto_front(points)
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], ls="--", color="black", lw=1,
             label="Pareto front", zorder=2)  # fmt: skip
-    ax.set_xlabel(tokens_label)
-    ax.set_ylabel("accuracy")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
-    return _save(fig, path)
+    return _finish_axes(fig, ax, tokens_label, "accuracy", title, path)
 
 
 def plot_metric_sweep(
@@ -582,12 +587,7 @@ def plot_metric_sweep(
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="s", linestyle="--", color="tab:gray",
                 label=reference_label)  # fmt: skip
     ax.set_xticks(sorted(set(xs)))
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
-    return _save(fig, path)
+    return _finish_axes(fig, ax, x_label, y_label, title, path)
 
 
 def plot_auroc_bars(
