@@ -310,6 +310,19 @@ def test_online_policies_split_into_rows(tmp_path: Path):
     assert _png_ok(written["tau"]) and _png_ok(written["pareto"])
 
 
+def test_run_labels_do_not_repeat_a_part_an_override_names(tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    for job, policy in enumerate(["deepprune", "oracle"]):
+        metrics = {"policies": {policy: {"accuracy": 1}, "cons@4": {"accuracy": 1}}}
+        make_job(sweep / str(job), [f"policy={policy}"], metrics)
+    assert reporting.run_labels(collect_runs(sweep)) == [
+        "policy=deepprune",
+        "policy=deepprune cons@4",
+        "policy=oracle",
+        "policy=oracle cons@4",
+    ]
+
+
 def test_token_reduction_against_baseline_when_runs_lack_it(tmp_path: Path):
     sweep = tmp_path / "s"
     for i, (policy, tokens) in enumerate([("deepprune", 500), ("cons@8", 2000), ("deepconf_low", 1000)]):

@@ -307,8 +307,9 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
     labels = []
     for run in runs:
         parts = [f"{k}={run.overrides[k]}" for k in keys if k in run.overrides]
-        # a job that writes several results (per-policy sub-dirs or parts) needs those told apart too
-        if run.subpath:
+        # a job that writes several results (per-policy sub-dirs or parts) needs those told apart too, unless an
+        # override already names the part (policy=deepprune and its part "deepprune")
+        if run.subpath and not any(part.endswith(f"={run.subpath}") for part in parts):
             parts.append(run.subpath)
         labels.append(" ".join(parts) if parts else run.name)
     return labels
