@@ -163,3 +163,15 @@ def test_bad_options_are_rejected_early():
         PairDataModule(traces=[], split="model")
     with pytest.raises(ValueError, match="max_pairs"):
         PairDataModule(traces=[], test_models=["m3"], max_pairs={"training": 3})
+
+
+def test_group_batches_refuse_multi_device_runs():
+    """Group batches are one unsharded stream: a run on 2 devices stops with the key to change, 1 device works."""
+    from types import SimpleNamespace
+
+    dm = make_dm(group_batch_traces=3, group_batches_per_epoch=2)
+    dm.trainer = SimpleNamespace(world_size=1)
+    assert len(list(dm.train_dataloader())) == 2
+    dm.trainer = SimpleNamespace(world_size=2)
+    with pytest.raises(ValueError, match="data.group_batch_traces=null"):
+        dm.train_dataloader()

@@ -402,6 +402,13 @@ class PairDataModule(L.LightningDataModule):
             self.setup()
         sampler = self.sampler_factory(self.datasets[name].labels) if train and self.sampler_factory else None
         if train and self.group_batch_traces:
+            trainer = getattr(self, "trainer", None)
+            if trainer is not None and trainer.world_size > 1:
+                # Lightning cannot shard a custom batch sampler: every rank would train on the same batches
+                raise ValueError(
+                    f"data.group_batch_traces builds one stream of batches, not sharded over the {trainer.world_size} "
+                    "devices of this run: set data.group_batch_traces=null for multi-device training"
+                )
             if sampler is not None:
                 raise ValueError(
                     "data.group_batch_traces builds its own training batches, so the sampler group does not apply: "
