@@ -578,7 +578,8 @@ def plot_metric_sweep(
     if not xs or len(xs) != len(ys):
         raise ValueError("plot_metric_sweep: needs as many y values as x values (at least one)")
     order = sorted(range(len(xs)), key=lambda i: xs[i])
-    fig, (ax,) = _new_figure(width=5.5, height=4.0)
+    fig, (ax,) = _new_figure(width=6.5, height=4.2)
+    ax.margins(x=0.08, y=0.15)  # room for the value labels above the points
     ax.plot([xs[i] for i in order], [ys[i] for i in order], marker="o", label="trained judge")
     for i in order:
         ax.annotate(f"{ys[i]:.3f}", (xs[i], ys[i]), textcoords="offset points", xytext=(0, 6), ha="center",
