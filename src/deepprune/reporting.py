@@ -7,11 +7,11 @@ Pure helpers behind ``python -m deepprune.report`` and the notebooks in ``notebo
   and flattens nested metrics into dotted keys (``{"test": {"auroc": 0.8}}`` -> ``test.auroc``).
 - :func:`runs_table` makes one row per run (varying overrides, then metrics); :func:`to_markdown`,
   :func:`write_csv` / :func:`read_csv` write and read it.
-- :func:`plot_roc_overlay`, :func:`plot_pareto` (tokens vs accuracy, the Table 2 view),
-  :func:`plot_tau_tradeoff` (Table 3: tau vs tokens, accuracy and pass@k) and :func:`plot_redundancy`
-  (Table 4 / Figure 2: same-answer pair ratio per model, beside the paper's) and :func:`plot_metric_sweep`
-  (Figure 6: judge AUROC against a swept number such as the truncation length k) and :func:`plot_auroc_bars`
-  (Table 1: AUROC per recipe, beside the zero-shot reference) draw PNGs.
+- PNG plots: :func:`plot_roc_overlay`; :func:`plot_pareto` (tokens vs accuracy, the Table 2 view);
+  :func:`plot_tau_tradeoff` (Table 3: tau vs tokens, accuracy and pass@k); :func:`plot_redundancy` (Table 4 /
+  Figure 2: same-answer pair ratio per model, beside the paper's); :func:`plot_metric_sweep` (Figure 6: judge
+  AUROC against a swept number such as the truncation length k); :func:`plot_auroc_bars` (Table 1: AUROC per
+  recipe, beside the zero-shot reference).
 - :func:`package_versions` records the library versions a result was produced with.
 
 No entry point here, no torch: importing this module costs matplotlib at most, and only when plotting.
