@@ -76,6 +76,7 @@ def test_collator_literal_tensors_right_and_left():
     assert torch.equal(right["attention_mask"], torch.tensor([[1, 1, 1], [1, 0, 0]]))
     assert torch.equal(right["labels"], torch.tensor([1, 0]))
     assert right["models"] == ["a", "b"] and right["texts"] == [("x", "y"), ("u", "v")]
+    assert right["indices"] == [-1, -1]  # features without an index (the datamodule numbers its own)
     left = PairCollator(pad_token_id=9, padding_side="left")(feats)
     assert torch.equal(left["input_ids"], torch.tensor([[5, 6, 7], [9, 9, 8]]))
     assert torch.equal(left["attention_mask"], torch.tensor([[1, 1, 1], [0, 0, 1]]))
@@ -175,3 +176,9 @@ def test_group_batches_refuse_multi_device_runs():
     dm.trainer = SimpleNamespace(world_size=2)
     with pytest.raises(ValueError, match="data.group_batch_traces=null"):
         dm.train_dataloader()
+
+
+def test_features_are_numbered_per_split():
+    dm = make_dm()
+    for name in ("train", "val", "test"):
+        assert [f["index"] for f in dm.datasets[name].features] == list(range(len(dm.datasets[name])))

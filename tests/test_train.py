@@ -326,3 +326,41 @@ def test_data_jsonl_bad_line_stops_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"traces\.jsonl.*7.*text"):
         train(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_unique_rows_drops_distributed_padding_repeats():
+    """Rows gathered from 2 ranks over 5 pairs: DistributedSampler padded rank 1 with a repeat of pair 0."""
+    from deepprune.judge.module import unique_rows
+
+    rank0 = [(0, 0.9, 1, "m", ("a", "b")), (2, 0.1, 0, "m", ("c", "d")), (4, 0.4, 0, "m", ("e", "f"))]
+    rank1 = [(1, 0.8, 1, "m", ("g", "h")), (3, 0.3, 0, "m", ("i", "j")), (0, 0.9, 1, "m", ("a", "b"))]
+    assert unique_rows(rank0 + rank1) == [
+        (0.9, 1, "m", ("a", "b")),
+        (0.8, 1, "m", ("g", "h")),
+        (0.1, 0, "m", ("c", "d")),
+        (0.3, 0, "m", ("i", "j")),
+        (0.4, 0, "m", ("e", "f")),
+    ]
+    assert unique_rows([(-1, 0.5, 1, "m", ("x", "y"))] * 2) == [(0.5, 1, "m", ("x", "y"))] * 2
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_scores_every_test_pair_once(tmp_path):
+    """A real Lightning DDP run (2 CPU processes, gloo) through the CLI: 17 test pairs split over 2 ranks (one
+    padded repeat) are gathered, scored once each, and written once by rank 0."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+    env["DEEPPRUNE_LOG_DIR"] = str(tmp_path / "logs")
+    cmd = [
+        sys.executable, "-m", "deepprune.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+        "trainer.precision=32-true", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+        "data.traces={_target_: test_train.synthetic_traces, _partial_: true}", "~logger",
+        *[o for o in BASE if not o.startswith("data.max_pairs")], "data.max_pairs={train: null, val: null, test: 17}",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["per_model"]["m3"]["n"] == 17 and metrics["data_counts"]["test"]["pairs"] == 17
+    rows = [json.loads(line) for line in (run / "scores.jsonl").read_text().splitlines()]
+    assert len(rows) == 17 and sum(r["label"] for r in rows) == metrics["data_counts"]["test"]["same"]
+    assert metrics["global_steps"] == 2 and (run / "export" / "deepprune_judge.json").is_file()

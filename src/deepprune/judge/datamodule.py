@@ -64,6 +64,7 @@ class PairCollator:
             "labels": torch.as_tensor([int(f["label"]) for f in features], dtype=torch.long),
             "models": [f["model"] for f in features],
             "texts": [tuple(f["texts"]) for f in features],
+            "indices": [int(f.get("index", -1)) for f in features],
         }
 
 
@@ -358,6 +359,7 @@ class PairDataModule(L.LightningDataModule):
                     a, b = b, a
                 features.append(
                     {
+                        "index": len(features),  # tells a pair apart from DistributedSampler's padding repeats
                         "input_ids": self.head.encode(a, b),
                         "label": int(p.label),
                         "model": str(p.a.model),

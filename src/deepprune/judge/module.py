@@ -97,7 +97,7 @@ class JudgeModule(L.LightningModule):
         self.loss_fn = loss_fn
         self.val_auroc = BinaryAUROC()
         self.reference_scorer = reference_scorer
-        self._test_rows: list[tuple[float, int, str, tuple[str, str]]] = []
+        self._test_rows: list[tuple[int, float, int, str, tuple[str, str]]] = []  # (pair index, score, ...)
         self.test_results: dict[str, Any] = {}
 
     def setup(self, stage: str) -> None:
@@ -135,10 +135,12 @@ class JudgeModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, probs = self._step(batch)
         self.log("test/loss", loss, on_epoch=True, batch_size=len(batch["labels"]))
-        self._test_rows.extend(zip(probs.tolist(), batch["labels"].tolist(), batch["models"], batch["texts"]))
+        indices = batch.get("indices") or [-1] * len(batch["labels"])
+        rows = zip(indices, probs.tolist(), batch["labels"].tolist(), batch["models"], batch["texts"])
+        self._test_rows.extend(rows)
 
     def on_test_epoch_end(self) -> None:
-        rows = self._gather(self._test_rows)
+        rows = unique_rows(self._gather(self._test_rows))
         if self.trainer.is_global_zero and rows:
             self.test_results = self.score_test(rows)
         results = self.trainer.strategy.broadcast(self.test_results, src=0)
@@ -220,6 +222,22 @@ class JudgeModule(L.LightningModule):
             optimizer=optimizer, num_training_steps=int(self.trainer.estimated_stepping_batches)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def unique_rows(rows: Iterable[tuple]) -> list[tuple]:
+    """Test rows ``(pair index, score, label, model, texts)`` gathered from every rank -> ``(score, label, model,
+    texts)`` once per pair, in dataset order. Under DDP, DistributedSampler pads the last ranks with repeats of the
+    first pairs so every rank has as many batches; scoring a repeat twice would bias the metrics. Rows without an
+    index (-1) are all kept."""
+    rows = list(rows)
+    seen: dict[int, tuple] = {}
+    unindexed = []
+    for row in rows:
+        if row[0] < 0:
+            unindexed.append(row[1:])
+        else:
+            seen.setdefault(row[0], row[1:])
+    return [seen[i] for i in sorted(seen)] + unindexed
 
 
 def _is_new_layer(name: str, patterns: Iterable[str]) -> bool:
