@@ -166,16 +166,25 @@ def test_bad_options_are_rejected_early():
         PairDataModule(traces=[], test_models=["m3"], max_pairs={"training": 3})
 
 
-def test_group_batches_refuse_multi_device_runs():
-    """Group batches are one unsharded stream: a run on 2 devices stops with the key to change, 1 device works."""
+def test_group_batches_are_sharded_over_ranks():
+    """Under DDP each rank gets every world_size-th batch of the same seeded stream: disjoint, in lockstep, and
+    together the single-device epoch; one device keeps the plain batch sampler."""
     from types import SimpleNamespace
 
-    dm = make_dm(group_batch_traces=3, group_batches_per_epoch=2)
-    dm.trainer = SimpleNamespace(world_size=1)
-    assert len(list(dm.train_dataloader())) == 2
-    dm.trainer = SimpleNamespace(world_size=2)
-    with pytest.raises(ValueError, match="data.group_batch_traces=null"):
-        dm.train_dataloader()
+    from deepprune.judge.datamodule import ShardedGroupBatches
+
+    def batches(world_size, rank):
+        dm = make_dm(group_batch_traces=3, group_batches_per_epoch=5)
+        dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+        loader = dm.train_dataloader()
+        return loader, [tuple(b["indices"]) for b in loader]
+
+    single_loader, single = batches(1, 0)
+    assert not isinstance(single_loader.dataset, ShardedGroupBatches) and len(single) == 5
+    loader0, rank0 = batches(2, 0)
+    _, rank1 = batches(2, 1)
+    assert isinstance(loader0.dataset, ShardedGroupBatches) and len(loader0) == 2
+    assert rank0 == [single[0], single[2]] and rank1 == [single[1], single[3]]
 
 
 def test_features_are_numbered_per_split():

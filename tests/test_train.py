@@ -345,9 +345,12 @@ def test_unique_rows_drops_distributed_padding_repeats():
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_scores_every_test_pair_once(tmp_path):
-    """A real Lightning DDP run (2 CPU processes, gloo) through the CLI: 17 test pairs split over 2 ranks (one
-    padded repeat) are gathered, scored once each, and written once by rank 0."""
+@pytest.mark.parametrize("batches", ["random", "group"])
+def test_ddp_on_two_cpu_processes_scores_every_test_pair_once(tmp_path, batches):
+    """A real Lightning DDP run (2 CPU processes, gloo) through the CLI, with random or group training batches
+    (sharded per rank): 17 test pairs split over 2 ranks (one padded repeat) are gathered, scored once each, and
+    written once by rank 0."""
+    group = ["data.group_batch_traces=3", "data.group_batches_per_epoch=4"] if batches == "group" else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
     env["DEEPPRUNE_LOG_DIR"] = str(tmp_path / "logs")
     cmd = [
@@ -355,6 +358,7 @@ def test_ddp_on_two_cpu_processes_scores_every_test_pair_once(tmp_path):
         "trainer.precision=32-true", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
         "data.traces={_target_: test_train.synthetic_traces, _partial_: true}", "~logger",
         *[o for o in BASE if not o.startswith("data.max_pairs")], "data.max_pairs={train: null, val: null, test: 17}",
+        *group,
     ]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

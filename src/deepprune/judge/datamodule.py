@@ -21,7 +21,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from deepprune.runtime import get_logger, write_json
 
@@ -118,6 +118,34 @@ class GroupBatchSampler(Sampler[list[int]]):
                 yield batch
 
 
+class ShardedGroupBatches(IterableDataset):
+    """One rank's share of a `GroupBatchSampler` stream under DDP, as collated batches.
+
+    Every rank draws the same seeded stream; batch i goes to rank ``i % world_size``, and each rank yields
+    ``len(sampler) // world_size`` batches, so ranks step in lockstep and together see the single-device epoch
+    (as `DistributedSampler` splits a dataset). An iterable, because Lightning would otherwise try to inject its
+    own distributed sampler into the batch sampler, which it cannot do for this one.
+    """
+
+    def __init__(
+        self, dataset: Dataset, sampler: GroupBatchSampler, collate: Callable, rank: int, world_size: int
+    ) -> None:
+        self.dataset, self.sampler, self.collate = dataset, sampler, collate
+        self.rank, self.world_size = int(rank), int(world_size)
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.world_size
+
+    def __iter__(self):
+        made, wanted = 0, len(self)
+        for i, batch in enumerate(self.sampler):
+            if made == wanted:
+                break
+            if i % self.world_size == self.rank:
+                made += 1
+                yield self.collate([self.dataset[j] for j in batch])
+
+
 class PairDataset(Dataset):
     """Encoded pairs held in memory (a list of feature dicts for `PairCollator`)."""
 
@@ -190,8 +218,10 @@ class PairDataModule(L.LightningDataModule):
         group_batch_traces: when set (k), training batches are all the pairs among k traces of one
             (problem, model) group (`GroupBatchSampler`; for siamese judges, which embed each trace once per
             batch); ``batch_size`` and ``sampler`` then do not apply to training. Use ``max_pairs.train: null``
-            so every pair among the drawn traces is available.
-        group_batches_per_epoch: batches per epoch with ``group_batch_traces`` (None: train pairs / C(k, 2)).
+            so every pair among the drawn traces is available. Under DDP the stream is split over the ranks
+            (`ShardedGroupBatches`).
+        group_batches_per_epoch: batches per epoch with ``group_batch_traces`` (None: train pairs / C(k, 2)),
+            shared by all ranks under DDP (each trains on ``group_batches_per_epoch // world_size``).
     """
 
     def __init__(
@@ -404,13 +434,6 @@ class PairDataModule(L.LightningDataModule):
             self.setup()
         sampler = self.sampler_factory(self.datasets[name].labels) if train and self.sampler_factory else None
         if train and self.group_batch_traces:
-            trainer = getattr(self, "trainer", None)
-            if trainer is not None and trainer.world_size > 1:
-                # Lightning cannot shard a custom batch sampler: every rank would train on the same batches
-                raise ValueError(
-                    f"data.group_batch_traces builds one stream of batches, not sharded over the {trainer.world_size} "
-                    "devices of this run: set data.group_batch_traces=null for multi-device training"
-                )
             if sampler is not None:
                 raise ValueError(
                     "data.group_batch_traces builds its own training batches, so the sampler group does not apply: "
@@ -422,6 +445,14 @@ class PairDataModule(L.LightningDataModule):
             sampler = GroupBatchSampler(
                 [f["group"] for f in features], [f["texts"] for f in features], k, batches, self.seed
             )
+            trainer = getattr(self, "trainer", None)
+            if trainer is not None and trainer.world_size > 1:
+                # Lightning can shard neither a custom batch sampler nor an iterable: the iterable shards itself.
+                # No workers: the batches are pre-tokenized, and each worker would replay the whole stream.
+                shard = ShardedGroupBatches(
+                    self.datasets[name], sampler, self._collator(), trainer.global_rank, trainer.world_size
+                )
+                return DataLoader(shard, batch_size=None)
             return DataLoader(
                 self.datasets[name],
                 batch_sampler=sampler,
