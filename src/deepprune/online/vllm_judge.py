@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from deepprune.online.generators.vllm import engine_kwargs
 from deepprune.online.judges import ExportedJudge
 from deepprune.runtime import get_logger
 
@@ -90,20 +91,20 @@ class VLLMJudgeScorer:
         self.label_ids = (int(record["label_token_ids"]["different"]), int(record["label_token_ids"]["same"]))
         self.encoder = _encoder(self.export_dir, record)
         model = record["base_model"] if self.adapter else str(self.export_dir)
-        kwargs: dict[str, Any] = dict(
-            model=str(model),
-            tokenizer=str(self.export_dir),  # the export's tokenizer is the one the judge was trained with
-            dtype=dtype,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            seed=seed,
-            disable_log_stats=True,
+        lora = dict(enable_lora=True, max_loras=1, max_lora_rank=max_lora_rank) if self.adapter else {}
+        kwargs = engine_kwargs(
+            str(model),
+            str(self.export_dir),  # the export's tokenizer is the one the judge was trained with
+            dtype,
+            max_model_len,
+            tensor_parallel_size,
+            gpu_memory_utilization,
+            None,  # prefix caching: vLLM's default
+            seed,
+            enforce_eager,
+            None,
+            lora | (engine_extra or {}),
         )
-        if self.adapter:
-            kwargs |= dict(enable_lora=True, max_loras=1, max_lora_rank=max_lora_rank)
-        kwargs.update(engine_extra or {})
         self.llm: Any = LLM(**kwargs)
         self.lora_request = None
         if self.adapter:

@@ -140,13 +140,16 @@ def engine_kwargs(
     max_model_len: int,
     tensor_parallel_size: int,
     gpu_memory_utilization: float,
-    enable_prefix_caching: bool,
+    enable_prefix_caching: bool | None,
     seed: int,
     enforce_eager: bool,
     max_num_seqs: int | None,
     extra: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The AsyncEngineArgs keyword arguments (one place, so the judge engine and tests can reuse it)."""
+    """The engine keyword arguments shared by the generator (AsyncLLM) and the judge (LLM) engines.
+
+    ``None`` for ``enable_prefix_caching`` or ``max_num_seqs`` leaves vLLM's default; ``extra`` is applied last.
+    """
     kwargs: dict[str, Any] = dict(
         model=model,
         tokenizer=tokenizer or model,
@@ -154,11 +157,12 @@ def engine_kwargs(
         max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size,
         gpu_memory_utilization=gpu_memory_utilization,
-        enable_prefix_caching=enable_prefix_caching,
         seed=seed,
         enforce_eager=enforce_eager,
         disable_log_stats=True,
     )
+    if enable_prefix_caching is not None:
+        kwargs["enable_prefix_caching"] = enable_prefix_caching
     if max_num_seqs is not None:
         kwargs["max_num_seqs"] = max_num_seqs
     kwargs.update(extra or {})
