@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -152,8 +153,15 @@ def head_from_checkpoint(ckpt_path: str | Path, train_config: str | Path | None 
     cfg = OmegaConf.load(config_path)
     if "model" not in cfg or "_target_" not in cfg.model:
         raise ValueError(f"{config_path}: no model._target_ to rebuild the judge head from")
-    # weights_only=False: Lightning stores hyper-parameters (OmegaConf objects) next to the weights
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    # weights_only=True: unpickling arbitrary objects runs code from the file. JudgeModule keeps its saved
+    # hyper-parameters plain (see its __init__), so our checkpoints load this way, as Lightning's resume does.
+    try:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{ckpt_path}: refused to load: it holds objects other than tensors and plain values, which could run "
+            f"code when unpickled (torch.load weights_only=True): {str(err).splitlines()[0]}"
+        ) from None
     state = state.get("state_dict", state)
     head_state = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}
     if not head_state:
