@@ -163,3 +163,147 @@ def test_writer_appends_flushes_and_resumes(tmp_path: Path) -> None:
     with TraceWriter(path, append=False) as w:
         w.write(Trace("z", "9"))
     assert [t.problem_id for t in read_traces(path)] == ["z"]
+
+
+# --- hostile input (issue 10): duplicates, bad bytes, broken gzip, empty files ------------------------------------
+
+
+def test_duplicate_sample_names_both_lines(tmp_path: Path) -> None:
+    lines = [
+        '{"problem_id": "a", "sample_id": 0, "model": "m", "text": "x"}',
+        '{"problem_id": "a", "sample_id": 1, "model": "m", "text": "y"}',
+        '{"problem_id": "a", "sample_id": 0, "model": "other", "text": "z"}',  # another model: not a duplicate
+        '{"problem_id": "a", "sample_id": 0, "model": "m", "text": "x again"}',
+    ]
+    path = write_lines(tmp_path / "t.jsonl", lines)
+    with pytest.raises(TraceFormatError) as info:
+        read_traces(path)
+    assert info.value.where == f"{path}:4" and info.value.field == "sample_id"
+    assert "is already on line 1" in str(info.value)
+    report = TraceLoadReport()
+    traces = read_traces(path, on_error="skip", report=report)
+    assert [t.text for t in traces] == ["x", "y", "z"]
+    assert (report.loaded, report.skipped, report.duplicates) == (3, 1, 1)
+
+
+def test_traces_without_sample_id_are_never_duplicates(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "t.jsonl", ['{"problem_id": "a", "text": "x"}'] * 3)
+    assert len(read_traces(path)) == 3
+
+
+def test_non_utf8_bytes_name_file_and_line_and_skip(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(
+        b'{"problem_id": "a", "text": "ok"}\n'
+        b'{"problem_id": "b", "text": "caf\xe9"}\n'
+        b'{"problem_id": "c", "text": "3"}\n'
+    )
+    with pytest.raises(TraceFormatError, match=r"t\.jsonl:2: not valid UTF-8: byte 0xe9 at byte 33"):
+        read_traces(path)
+    report = TraceLoadReport()
+    assert [t.problem_id for t in read_traces(path, on_error="skip", report=report)] == ["a", "c"]
+    assert report.errors[0].startswith(f"{path}:2: not valid UTF-8")
+
+
+def test_utf8_bom_on_the_first_line_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"problem_id": "a", "text": "x"}\n')
+    assert read_traces(path) == [Trace("a", "x")]
+
+
+def test_truncated_gzip_names_file_and_line_and_keeps_the_lines_before(tmp_path: Path) -> None:
+    traces = [Trace(f"p{i}", "some reasoning text " * 40, sample_id=i) for i in range(50)]
+    whole = write_traces(tmp_path / "t.jsonl.gz", traces)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(TraceFormatError, match=r"cut\.jsonl\.gz:\d+: gzip stream cut or corrupt after \d+ line"):
+        read_traces(cut)
+    report = TraceLoadReport()
+    kept = read_traces(cut, on_error="skip", report=report)
+    assert 0 < len(kept) < 50 and kept == traces[: len(kept)]
+    assert report.skipped == 1 and report.errors[0].startswith(f"{cut}:{len(kept) + 1}: gzip stream cut")
+    not_gzip = write_lines(tmp_path / "plain.jsonl.gz", ['{"problem_id": "a", "text": "x"}'])
+    with pytest.raises(TraceFormatError, match=r"plain\.jsonl\.gz:1: gzip stream cut or corrupt after 0 line"):
+        read_traces(not_gzip)
+
+
+def test_trace_source_says_no_traces_in_the_file(tmp_path: Path) -> None:
+    from deepprune.sources.jsonl import load_trace_file
+
+    empty = write_lines(tmp_path / "empty.jsonl", ["", "  "])
+    with pytest.raises(ValueError, match=r"no traces in .*empty\.jsonl: the file is empty"):
+        load_trace_file(empty)
+    bad = write_lines(tmp_path / "bad.jsonl", ["nope", '{"text": "x"}'])
+    with pytest.raises(ValueError, match=r"no traces in .*bad\.jsonl: all 2 line\(s\) were skipped.*bad\.jsonl:1"):
+        load_trace_file(bad, on_error="skip")
+    ok = write_lines(tmp_path / "ok.jsonl", ['{"problem_id": "a", "text": "x"}'])
+    for limit in (0, -1):
+        with pytest.raises(ValueError, match=rf"max_problems={limit} is invalid: expected an integer >= 1 or null"):
+            load_trace_file(ok, max_problems=limit)
+
+
+# --- property: every valid trace is kept, every bad line is named ---------------------------------------------------
+
+_BAD_LINES = [
+    b"not json",
+    b'{"problem_id": "x", "te',
+    b'{"text": "no id"}',
+    b'{"problem_id": 7, "text": "int id"}',
+    b'{"problem_id": "x", "text": "t", "num_tokens": -3}',
+    b'{"problem_id": "x", "text": "\xff\xfe"}',
+    b"[1, 2, 3]",
+]
+
+
+def _line_plan():
+    from hypothesis import strategies as st
+
+    kinds = st.one_of(
+        st.tuples(st.just("good"), st.text(max_size=30)),
+        st.tuples(st.just("bad"), st.sampled_from(_BAD_LINES)),
+        st.tuples(st.just("dup"), st.integers(min_value=0, max_value=50)),
+        st.tuples(st.just("blank"), st.sampled_from([b"", b"   ", b"\t"])),
+    )
+    return st.lists(kinds, max_size=25)
+
+
+def test_reader_keeps_every_valid_trace_and_names_every_bad_line() -> None:
+    import tempfile
+
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(plan=_line_plan())
+    def check(plan: list[tuple[str, object]]) -> None:
+        lines: list[bytes] = []
+        good: list[Trace] = []
+        bad_lines: list[int] = []
+        for kind, arg in plan:
+            if kind == "good":
+                trace = Trace(problem_id=f"p{len(lines)}", text=str(arg), sample_id=0, model="m")
+                good.append(trace)
+                lines.append(json.dumps(trace.to_dict(), ensure_ascii=False).encode("utf-8"))
+            elif kind == "dup" and good:
+                twin = good[int(arg) % len(good)]
+                lines.append(json.dumps({**twin.to_dict(), "text": "a repeat"}).encode("utf-8"))
+                bad_lines.append(len(lines))
+            elif kind == "bad":
+                lines.append(arg)  # type: ignore[arg-type]
+                bad_lines.append(len(lines))
+            elif kind == "blank":
+                lines.append(arg)  # type: ignore[arg-type]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "t.jsonl"
+            path.write_bytes(b"".join(line + b"\n" for line in lines))
+            report = TraceLoadReport()
+            assert read_traces(path, on_error="skip", report=report) == good
+            assert [int(e.split(": ")[0].rsplit(":", 1)[1]) for e in report.errors] == bad_lines
+            assert (report.loaded, report.skipped) == (len(good), len(bad_lines))
+            if bad_lines:
+                with pytest.raises(TraceFormatError) as info:
+                    read_traces(path)
+                assert info.value.where == f"{path}:{bad_lines[0]}"
+            else:
+                assert read_traces(path) == good
+
+    check()

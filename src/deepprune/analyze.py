@@ -27,6 +27,8 @@ log = get_logger(__name__)
 def main(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     traces = instantiate(cfg.source)
+    if not traces:  # a ratio over no pairs would read as "no redundancy"
+        raise ValueError(f"no traces in source {cfg.source.get('path') or cfg.source._target_}")
     loaded = time.perf_counter()
     checker = instantiate(cfg.checker)
     rows = redundancy_table(traces, checker=checker, exclude_unfinished=cfg.exclude_unfinished)

@@ -11,9 +11,12 @@ change type between files) and ``text`` (a string; may be empty or unfinished). 
 recognised field may be ``null``/absent except the two required ones. Any other key is kept verbatim in
 ``Trace.extra`` and written back, so ``write -> read`` is lossless.
 
-A malformed line, a missing required field or a wrong type raises :class:`TraceFormatError` naming the file,
-the 1-based line and the field. ``on_error="skip"`` skips such lines instead; pass a :class:`TraceLoadReport`
-to learn how many were skipped and why (a warning with the first few reasons is logged either way)::
+A malformed line (bad JSON, bytes that are not UTF-8), a missing required field, a wrong type, or a line
+repeating the ``(problem_id, sample_id, model)`` of an earlier one (the error names both lines) raises
+:class:`TraceFormatError` naming the file, the 1-based line and the field; so does a cut or corrupt ``.gz``
+stream, at the line where it breaks off. ``on_error="skip"`` skips such lines instead (a broken ``.gz`` keeps the
+lines before the break); pass a :class:`TraceLoadReport` to learn how many were skipped and why (a warning with
+the first few reasons is logged either way)::
 
     report = TraceLoadReport()
     traces = read_traces("traces.jsonl", on_error="skip", report=report)
@@ -29,6 +32,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -199,11 +203,16 @@ assert set(_CHECKS) == set(_FIELD_NAMES), "every Trace field needs a validator"
 
 @dataclass
 class TraceLoadReport:
-    """What a read skipped (``on_error="skip"``): counts and the error messages (file:line: field: problem)."""
+    """What a read kept and skipped (``on_error="skip"``): counts and the error messages (file:line: field: problem).
+
+    ``lines`` counts the non-blank lines read; ``duplicates`` the skipped lines that repeated an earlier trace.
+    """
 
     path: str = ""
     loaded: int = 0
     skipped: int = 0
+    duplicates: int = 0
+    lines: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -213,10 +222,44 @@ def _open_text(path: Path, mode: str, gz: bool | None = None) -> IO[str]:
     return path.open(mode, encoding="utf-8")
 
 
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes | TraceFormatError]]:
+    """(1-based line number, bytes) per line; a cut or corrupt gzip stream ends it with an error for the next line.
+
+    Bytes, not text: a bad UTF-8 sequence then fails its own line (with file and line) instead of the whole read.
+    """
+    lineno = 0
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as fh:
+        lines = iter(fh)
+        while True:
+            try:
+                raw = next(lines)
+            except StopIteration:
+                return
+            except (EOFError, OSError, zlib.error) as e:  # gzip: truncated (EOFError), not gzip, bad data
+                problem = f"gzip stream cut or corrupt after {lineno} line(s) ({e}); the rest of the file is lost"
+                yield lineno + 1, TraceFormatError(f"{path}:{lineno + 1}", None, problem)
+                return
+            lineno += 1
+            yield lineno, raw
+
+
+def _decode(raw: bytes, where: str, first: bool) -> str:
+    try:
+        return raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as e:
+        raise TraceFormatError(
+            where, None, f"not valid UTF-8: byte {raw[e.start]:#04x} at byte {e.start + 1} of the line"
+        ) from None
+
+
 def iter_traces(
     path: str | Path, on_error: OnError = "raise", report: TraceLoadReport | None = None
 ) -> Iterator[Trace]:
-    """Yield the traces of a JSONL file one by one, validating each line (see the module docstring)."""
+    """Yield the traces of a JSONL file one by one, validating each line (see the module docstring).
+
+    A line repeating the ``(problem_id, sample_id, model)`` of an earlier one (``sample_id`` set) is an error that
+    names both lines: a repeated sample would count twice in every per-problem statistic.
+    """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     path = Path(path)
@@ -224,26 +267,43 @@ def iter_traces(
         raise FileNotFoundError(f"trace file not found: {path}")
     report = report if report is not None else TraceLoadReport()
     report.path = str(path)
-    with _open_text(path, "r") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    first_line: dict[tuple[str, str | int, str | None], int] = {}
+    for lineno, raw in _raw_lines(path):
+        where = f"{path}:{lineno}"
+        duplicate = False
+        try:
+            if isinstance(raw, TraceFormatError):
+                raise raw
+            line = _decode(raw, where, lineno == 1)
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
+            report.lines += 1
             try:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    torn = "" if line.endswith("\n") else " (unterminated last line: was the writer interrupted?)"
-                    raise TraceFormatError(where, None, f"not valid JSON: {e.msg} at column {e.colno}{torn}") from None
-                trace = Trace.from_dict(obj, where)
-            except TraceFormatError as e:
-                if on_error == "raise":
-                    raise
-                report.skipped += 1
-                report.errors.append(str(e))
-                continue
-            report.loaded += 1
-            yield trace
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                torn = "" if line.endswith("\n") else " (unterminated last line: was the writer interrupted?)"
+                raise TraceFormatError(where, None, f"not valid JSON: {e.msg} at column {e.colno}{torn}") from None
+            trace = Trace.from_dict(obj, where)
+            if trace.sample_id is not None:
+                key = (trace.problem_id, trace.sample_id, trace.model)
+                seen_at = first_line.setdefault(key, lineno)
+                if seen_at != lineno:
+                    duplicate = True
+                    raise TraceFormatError(
+                        where,
+                        "sample_id",
+                        f"duplicate trace: problem_id {key[0]!r}, sample_id {key[1]!r}, model {key[2]!r} "
+                        f"is already on line {seen_at}",
+                    )
+        except TraceFormatError as e:
+            if on_error == "raise":
+                raise
+            report.skipped += 1
+            report.duplicates += duplicate
+            report.errors.append(str(e))
+            continue
+        report.loaded += 1
+        yield trace
     if report.skipped:
         shown = "\n  ".join(report.errors[:5])
         more = f"\n  ... and {report.skipped - 5} more" if report.skipped > 5 else ""
