@@ -6,8 +6,16 @@ Traces arrive one by one (in the order given). For an arriving trace ``t`` and e
 
 All pairs of one arriving trace (every cluster's sample) go to the judge in ONE batched call. If the best
 ``sim`` reaches ``tau``, ``t`` joins that cluster; on a tie the cluster opened earlier wins (``argmax`` keeps
-the first maximum). Otherwise ``t`` opens a new cluster. Once ``K`` clusters exist, clustering ends: the
-traces that have not arrived yet are pruned (never judged). The first trace opens cluster 0 without a call.
+the first maximum). Otherwise ``t`` opens a new cluster. The first trace opens cluster 0 without a call.
+
+The paper ("if K is reached, we will terminate the clustering process") reads two ways, chosen by ``when_full``:
+
+- ``"prune"`` (the default, as before): once ``K`` clusters exist, clustering ends and the traces that have not
+  arrived yet are pruned (never judged). Cheapest; but a judge that splits same-answer traces opens K clusters
+  within a few arrivals, and the vote then rests on clusters of one or two traces.
+- ``"assign"``: once ``K`` clusters exist, every later trace still joins its most similar cluster (whatever its
+  ``sim``), without opening new ones. It costs judge calls for every arrival, and guards against that failure:
+  the clusters keep growing with the judge's relative similarity, which a miscalibrated ``tau`` does not move.
 
 Sampling uses a seeded ``numpy.random.Generator`` and only happens when a cluster holds more than ``K1``
 members, so small problems are deterministic whatever the seed. ``tau`` may be any value >= 0 here (a tau
@@ -26,7 +34,9 @@ if TYPE_CHECKING:
     from deepprune.online.generators.base import TraceState
     from deepprune.online.judges import PairJudge
 
-__all__ = ["ClusteringResult", "greedy_cluster"]
+__all__ = ["ClusteringResult", "greedy_cluster", "WHEN_FULL"]
+
+WHEN_FULL = ("prune", "assign")
 
 
 @dataclass
@@ -59,6 +69,7 @@ def greedy_cluster(
     max_clusters: int = 16,
     k1: int = 20,
     rng: np.random.Generator | None = None,
+    when_full: str = "prune",
 ) -> ClusteringResult:
     """Cluster ``states`` (prefix snapshots, arrival order) with ``judge``; see the module docstring."""
     if tau < 0:
@@ -67,10 +78,13 @@ def greedy_cluster(
         raise ValueError(f"max_clusters (K) must be >= 1, got {max_clusters}")
     if k1 < 1:
         raise ValueError(f"k1 (K1) must be >= 1, got {k1}")
+    if when_full not in WHEN_FULL:
+        raise ValueError(f"when_full must be one of {WHEN_FULL}, got {when_full!r}")
     rng = rng if rng is not None else np.random.default_rng(0)
     result = ClusteringResult(clusters=[])
     for pos, state in enumerate(states):
-        if len(result.clusters) >= max_clusters:
+        full = len(result.clusters) >= max_clusters
+        if full and when_full == "prune":
             result.pruned = list(range(pos, len(states)))
             break
         if not result.clusters:
@@ -90,7 +104,7 @@ def greedy_cluster(
         result.judge_batches += 1
         sims = np.bincount(owner, weights=scores) / np.bincount(owner)
         best = int(np.argmax(sims))
-        if sims[best] >= tau:
+        if sims[best] >= tau or full:
             result.clusters[best].append(pos)
         else:
             result.clusters.append([pos])
