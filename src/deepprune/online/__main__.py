@@ -7,10 +7,13 @@ and logs a side-by-side table. ``tau=0.5,0.63,0.75`` sweeps without ``-m`` and e
 
 from __future__ import annotations
 
+from typing import Any
+
 import hydra
 from omegaconf import DictConfig
 
 from deepprune.runtime import CONF_DIR, get_logger
+from deepprune.validation import check_choice, check_int_at_least, check_probability
 
 log = get_logger("deepprune.online")
 
@@ -19,13 +22,45 @@ _AT_LEAST_ONE = ("n", "max_clusters", "k1", "k2", "k3", "warmup", "window")
 
 def check_config(cfg: DictConfig) -> None:
     """Reject bad settings with the offending key, before any model or engine is loaded."""
-    if not 0.0 <= float(cfg.tau) <= 1.0:
-        raise ValueError(f"tau={cfg.tau} is out of range: `tau` must be in [0, 1]")
+    from hydra.utils import get_class
+
+    check_probability("tau", cfg.tau)
+    check_int_at_least("n", cfg.n, 1, allow_none=True)
+    check_int_at_least("max_problems", cfg.max_problems, 1, allow_none=True)
+    check_int_at_least("seed", cfg.seed, 0)
     for key in _AT_LEAST_ONE:
-        if key in cfg.policy and int(cfg.policy[key]) < 1:
-            raise ValueError(f"policy.{key}={cfg.policy[key]} is invalid: it must be >= 1")
-    if cfg.reference not in (None, "cons"):
-        raise ValueError(f"reference={cfg.reference!r}: must be `cons` or null")
+        if key in cfg.policy:  # policy.n follows n (null until traces_per_problem sets it)
+            check_int_at_least(f"policy.{key}", cfg.policy[key], 1, allow_none=key == "n")
+    check_choice("reference", cfg.reference, (None, "cons"))
+    if cfg.n is None and not callable(getattr(get_class(cfg.generator._target_), "available", None)):
+        raise ValueError("n=null takes the traces per problem of a replayed source: set n=<traces per problem>")
+
+
+def traces_per_problem(generator: Any, problems: list, n: int | None) -> int:
+    """``n``, or (``n=None``) the fewest traces any problem has in the replayed source.
+
+    A set ``n`` above what a replayed problem has stops here, before any problem runs (unless the replay
+    generator's ``allow_fewer``).
+    """
+    available = getattr(generator, "available", None)
+    if not callable(available):
+        assert n is not None, "check_config lets n=null through only for generators with available()"
+        return n
+    counts = {p.problem_id: available(p.problem_id) for p in problems}
+    fewest = min(counts.values())
+    if n is None:
+        log.info("n=null: %d traces per problem, the fewest any of the %d problems has", fewest, len(problems))
+        if fewest < 1:
+            raise ValueError(f"n=null: problem {min(counts, key=counts.get)!r} has no traces in the source")
+        return fewest
+    if n > fewest and not getattr(generator, "allow_fewer", False):
+        short = [pid for pid, c in counts.items() if c < n]
+        raise ValueError(
+            f"n={n} is more than the source has for {len(short)} of {len(problems)} problems (e.g. {short[0]!r}: "
+            f"{counts[short[0]]}); lower n, set n=null (the fewest per problem: {fewest}) or "
+            "generator.allow_fewer=true"
+        )
+    return n
 
 
 def check_questions(problems: list, where: str) -> None:
@@ -49,8 +84,8 @@ def main(cfg: DictConfig) -> dict:
     if cfg.get("problems"):
         problems = instantiate(cfg.problems)
         check_questions(problems, f"problems ({cfg.problems.get('path', cfg.problems._target_)})")
-    policy = instantiate(cfg.policy)
     generator = instantiate(cfg.generator)
+    policy = None  # built once n is known (n=null: from the replayed traces)
     try:
         if problems is None:
             if not callable(getattr(generator, "problems", None)):
@@ -64,8 +99,14 @@ def main(cfg: DictConfig) -> dict:
             log.info("skipping %d problem(s) the judge trained or validated on (unseen_problems_only)", dropped)
             if not problems:
                 raise ValueError(f"all {dropped} problems were seen by the judge in training: unseen_problems_only")
-        if cfg.max_problems is not None:
+        if cfg.max_problems is not None and len(problems) > cfg.max_problems:
+            log.info(
+                "max_problems=%d: running the first %d of %d problems (max_problems=null runs all)",
+                cfg.max_problems, cfg.max_problems, len(problems),
+            )  # fmt: skip
             problems = problems[: cfg.max_problems]
+        cfg.n = traces_per_problem(generator, problems, cfg.n)  # the policy's n interpolates it
+        policy = instantiate(cfg.policy)
         reference = ConsensusPolicy(n=cfg.n) if cfg.reference == "cons" else None
         metrics = run_online(problems, generator, policy, cfg.paths.output_dir, reference, cfg.seed, cfg.resume_dir)
     finally:
