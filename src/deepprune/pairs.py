@@ -9,8 +9,11 @@ costs ``O(n * classes)`` comparisons rather than ``O(n^2)``.
 
 A trace's answer is ``trace.answer``, or extracted from ``trace.text`` when that is ``None`` (the pair then
 holds a copy of the trace with ``answer`` filled in). As in the paper, traces without an extractable answer and
-traces that did not finish (``finished is False``; ``None`` counts as finished) are left out of the pairs and
-counted (``PairSet.excluded_traces``, per model in ``excluded_by_model``).
+traces that did not finish are left out of the pairs and counted (``PairSet.excluded_traces``, per model in
+``excluded_by_model``). A trace did not finish when ``finished is False``, or, when ``finished`` is unknown
+(``None``), when its text ends inside an open thought (:func:`deepprune.answers.looks_finished`; counted in
+``PairSet.judged_unfinished``): long chains of thought cut at the length limit have no answer, and their last
+sentence would give a made-up one.
 
 :func:`split_by_model` is the paper's cross-model test (train on some generating models, test on unseen ones);
 :func:`split_by_problem` is a seeded split in which no problem lands on two sides.
@@ -23,16 +26,10 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
+from deepprune.answers import AnswerClasses, extract_answer, looks_finished
 from deepprune.runtime import progress
 from deepprune.traces import Trace
-
-
-class AnswerClasses(Protocol):
-    """What :func:`build_pairs` needs from an answer checker (``deepprune.answers.AnswerChecker`` has it)."""
-
-    def classes(self, answers: Sequence[str | None]) -> list[int | None]: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,8 @@ class PairSet:
     excluded_traces: int
     groups: int
     excluded_by_model: dict[str, int] = field(default_factory=dict)  # model (or "None") -> traces left out
-    excluded_unfinished: int = 0  # of excluded_traces: left out because finished is False
+    excluded_unfinished: int = 0  # of excluded_traces: left out as unfinished (finished False, or judged so)
+    judged_unfinished: int = 0  # of excluded_unfinished: finished unknown, the text cut inside a thought
 
     @property
     def positives(self) -> int:
@@ -77,19 +75,20 @@ def build_pairs(
         checker = get_checker()
     pairs: list[TracePair] = []
     excluded: Counter[str] = Counter()
-    unfinished = 0
+    unfinished = judged = 0
     groups = group_traces(traces)
     for (_, model), members in progress(groups.items(), desc="pairs", total=len(groups), unit="group"):
         usable: list[Trace] = []
         for t in members:
-            if exclude_unfinished and t.finished is False:
+            # a file without a `finished` field still shows cut traces: a thought left open at the end
+            cut_by_text = t.finished is None and looks_finished(t.text) is False
+            if exclude_unfinished and (t.finished is False or cut_by_text):
                 excluded[str(model)] += 1
                 unfinished += 1
+                judged += cut_by_text
                 continue
             if t.answer is None:
-                from deepprune.answers import extract_answer  # lazy: pulls in math-verify
-
-                answer = extract_answer(t.text)
+                answer = extract_answer(t.text, finished=t.finished)
                 if answer is None:
                     excluded[str(model)] += 1
                     continue
@@ -105,6 +104,7 @@ def build_pairs(
         groups=len(groups),
         excluded_by_model=dict(excluded),
         excluded_unfinished=unfinished,
+        judged_unfinished=judged,
     )
 
 

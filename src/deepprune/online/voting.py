@@ -15,15 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+
+from deepprune.answers import AnswerClasses
 
 __all__ = ["VoteResult", "majority_vote", "weighted_vote", "AnswerClasses"]
-
-
-class AnswerClasses(Protocol):
-    """What the vote needs from an answer checker (``deepprune.answers.AnswerChecker`` has it)."""
-
-    def classes(self, answers: Sequence[str | None]) -> list[int | None]: ...
 
 
 @dataclass
