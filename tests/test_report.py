@@ -54,6 +54,10 @@ TAU_JOBS = [
 ]
 
 
+#: the tau sweep's metrics use other names than deepprune's writers: a user's files, read with quantities=
+TAU_SWEEP_KEYS = {"tokens": ("tokens.total", "*tokens*"), "pass_at_k": ("pass@k",)}
+
+
 @pytest.fixture
 def tau_sweep(tmp_path: Path) -> Path:
     sweep = tmp_path / "multiruns" / "2025-01-01_00-00-00"
@@ -200,7 +204,10 @@ def test_run_get_prefers_metrics_then_overrides_then_config():
 
 
 def test_quantities_found_by_patterns(tau_sweep: Path):
-    q = reporting.quantities(collect_runs(tau_sweep)[1])
+    run = collect_runs(tau_sweep)[1]
+    # by default only the writers' exact keys: "tokens.total" and "pass@k" are not deepprune's names
+    assert set(reporting.quantities(run)) == {"tau", "tau_key", "accuracy", "accuracy_key", "policy", "policy_key"}
+    q = reporting.quantities(run, TAU_SWEEP_KEYS)
     assert (q["tau"], q["tokens"], q["accuracy"], q["pass_at_k"], q["policy"]) == (0.5, 1500.0, 0.6, 0.8, "deepprune")
     assert q["tokens_key"] == "tokens.total"
 
@@ -215,7 +222,7 @@ def _png_ok(path: Path) -> bool:
 
 def test_build_report_tau_sweep(tau_sweep: Path, tmp_path: Path):
     out = tmp_path / "out"
-    written = build_report(tau_sweep, out_dir=out, title="Table 3")
+    written = build_report(tau_sweep, out_dir=out, title="Table 3", keys=TAU_SWEEP_KEYS)
     assert set(written) == {"csv", "pareto", "tau", "versions", "markdown"}  # no ROC data in online runs
     assert _png_ok(written["tau"]) and _png_ok(written["pareto"])
     table = read_csv(out / "report.csv")
@@ -326,7 +333,7 @@ def test_run_labels_do_not_repeat_a_part_an_override_names(tmp_path: Path):
 def test_token_reduction_against_baseline_when_runs_lack_it(tmp_path: Path):
     sweep = tmp_path / "s"
     for i, (policy, tokens) in enumerate([("deepprune", 500), ("cons@8", 2000), ("deepconf_low", 1000)]):
-        make_job(sweep / str(i), [f"policy={policy}"], {"policy": policy, "tokens": tokens, "accuracy": 0.5})
+        make_job(sweep / str(i), [f"policy={policy}"], {"policy": policy, "tokens_total": tokens, "accuracy": 0.5})
     points = reporting.tradeoff_points(collect_runs(sweep))
     assert [p["token_reduction"] for p in points] == [0.75, 0.0, 0.5]
 

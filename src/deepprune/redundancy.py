@@ -13,9 +13,21 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from deepprune.pairs import AnswerClasses, PairSet, build_pairs
+from deepprune.tables import Table
+from deepprune.tables import to_markdown as markdown_table
 from deepprune.traces import Trace
 
 AVERAGE = "Average"
+
+#: metrics.json keys of an analyze run (:func:`to_metrics`), read by the report (deepprune.reporting): ``models``
+#: holds one row per generating model (its fields named as in :class:`RedundancyRow`), ``average`` the
+#: pair-weighted row; a report row of one model names it in the ``model`` column.
+MODELS = "models"
+AVERAGE_ROW = "average"
+MEAN_RATIO = "mean_ratio"
+MODEL = "model"
+RATIO = "ratio"
+SAME_ANSWER_PAIRS = "same_answer_pairs"
 
 
 @dataclass
@@ -77,29 +89,25 @@ def redundancy_table(
 
 
 def to_markdown(rows: Sequence[RedundancyRow]) -> str:
-    """The table in the paper's layout plus trace counts."""
-    lines = [
-        "| Model | Total Pairs | Same Answer Pairs | Similarity Ratio | Traces | Excluded Traces |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        name = f"**{r.model}**" if r.model == AVERAGE else r.model
-        lines.append(
-            f"| {name} | {r.total_pairs:,} | {r.same_answer_pairs:,} | {r.ratio:.4f} | {r.traces:,} "
-            f"| {r.excluded_traces:,} |"
-        )
-    return "\n".join(lines) + "\n"
+    """The table in the paper's layout plus trace counts (numbers right-aligned, counts with thousands separators)."""
+    columns = ["Model", "Total Pairs", "Same Answer Pairs", "Similarity Ratio", "Traces", "Excluded Traces"]
+    cells = [
+        [f"**{r.model}**" if r.model == AVERAGE else r.model, r.total_pairs, r.same_answer_pairs, r.ratio, r.traces,
+         r.excluded_traces]
+        for r in rows
+    ]  # fmt: skip
+    return markdown_table(Table(columns, cells), floatfmt=".4f", intfmt=",", right_align=columns[1:])
 
 
 def to_metrics(rows: Sequence[RedundancyRow]) -> dict[str, Any]:
     """JSON-ready metrics: ``models`` (per-model rows), ``average`` (pair-weighted) and ``mean_ratio``."""
     models = {r.model: _row_dict(r) for r in rows if r.model != AVERAGE}
     average = next(_row_dict(r) for r in rows if r.model == AVERAGE)
-    mean_ratio = sum(m["ratio"] for m in models.values()) / len(models) if models else 0.0
-    return {"models": models, "average": average, "mean_ratio": mean_ratio}
+    mean_ratio = sum(m[RATIO] for m in models.values()) / len(models) if models else 0.0
+    return {MODELS: models, AVERAGE_ROW: average, MEAN_RATIO: mean_ratio}
 
 
 def _row_dict(row: RedundancyRow) -> dict[str, Any]:
     d = asdict(row)
-    d.pop("model")
+    d.pop(MODEL)
     return d

@@ -1,4 +1,4 @@
-"""Offline judge metrics: AUROC, TNR at a fixed FNR, per generating model, and ROC plots.
+"""Offline judge metrics: AUROC, TNR at a fixed FNR, per generating model, the ROC curve and its plot.
 
 Scores are P(same answer) and label 1 means "same answer" (the positive class). TNR@FNR=0.2, as the
 paper defines it: pick the threshold below which 20 % of the same-answer pairs score (they would be
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -106,29 +106,67 @@ def roc_curve(
     return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos]
 
 
+class RocCurve(NamedTuple):
+    """One ROC curve as points: false- and true-positive rates (a plain ``(fpr, tpr)`` pair, with its area)."""
+
+    fpr: list[float]
+    tpr: list[float]
+
+    @classmethod
+    def from_scores(cls, scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> RocCurve:
+        """The curve of scores for the positive class (label 1 = same answer), by :func:`roc_curve`.
+
+        Raises when a class is missing: the curve would be a line of one class against nothing.
+        """
+        _, y = _as_arrays(scores, labels)
+        pos = int(y.sum())
+        if pos == 0 or pos == len(y):
+            raise ValueError(f"ROC needs both classes, got {pos} positive and {len(y) - pos} negative")
+        fpr, tpr = roc_curve(scores, labels)
+        return cls(fpr.tolist(), tpr.tolist())
+
+    @property
+    def auroc(self) -> float:
+        """The area under the points (trapezoids; on a curve from scores it equals the pairwise AUROC, ties 1/2)."""
+        order = sorted(range(len(self.fpr)), key=lambda i: (self.fpr[i], self.tpr[i]))
+        xs, ys = [float(self.fpr[i]) for i in order], [float(self.tpr[i]) for i in order]
+        return sum((xs[i] - xs[i - 1]) * (ys[i] + ys[i - 1]) / 2 for i in range(1, len(xs)))
+
+
 def plot_roc(
-    curves: Mapping[str, tuple[Sequence[float], Sequence[int]]], path: str | Path, title: str = "ROC"
+    curves: Mapping[str, RocCurve | tuple[Sequence[float], Sequence[int]]], path: str | Path, title: str = "ROC"
 ) -> Path:
-    """Draw one ROC curve per entry (legend shows its AUROC) and save a PNG; returns the path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    """Draw one ROC curve per entry (the legend gives its AUROC) and save a PNG; returns the path.
+
+    The one ROC plot of deepprune: ``train``/``evaluate`` write ``roc.png`` with it, the report its overlay of a
+    sweep's runs. An entry is a :class:`RocCurve` (points, e.g. saved in a run's metrics.json) or a
+    ``(scores, labels)`` pair, turned into its curve by :func:`roc_curve`.
+    """
     from matplotlib.figure import Figure
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(5.5, 5))
-    FigureCanvasAgg(fig)  # Agg canvas without touching pyplot's global backend
+    if not curves:
+        raise ValueError("plot_roc: no curves")
+    fig = Figure(figsize=(6.0, 5.5), layout="constrained")  # object API: no pyplot state, no GUI backend
     ax = fig.add_subplot(1, 1, 1)
-    for name, (scores, labels) in curves.items():
-        fpr, tpr = roc_curve(scores, labels)
-        auroc = judge_metrics(scores, labels)["auroc"]
-        ax.plot(fpr, tpr, label=f"{name} (AUROC {auroc:.3f})")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance (0.500)")
-    ax.set_xlabel("False positive rate (different-answer pairs called same)")
-    ax.set_ylabel("True positive rate (same-answer pairs called same)")
-    ax.set_title(title)
+    for name, entry in curves.items():
+        if isinstance(entry, RocCurve):
+            curve, auroc = entry, entry.auroc
+        else:
+            _, y = _as_arrays(*entry)
+            curve = RocCurve(*(a.tolist() for a in roc_curve(*entry)))
+            auroc = curve.auroc if 0 < y.sum() < len(y) else math.nan  # one class: no AUROC, as judge_metrics
+        ax.plot(curve.fpr, curve.tpr, lw=1.6, label=f"{name} (AUROC {auroc:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance (0.500)")
+    # TNR@FNR=0.2 is read where a curve crosses TPR = 0.8: TNR = 1 - FPR there
+    ax.axhline(0.8, ls=":", color="grey", lw=0.8, label="FNR = 0.2")
+    ax.set_xlabel("false positive rate (different-answer pairs called same)")
+    ax.set_ylabel("true positive rate (same-answer pairs called same)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
+    ax.set_title(title)
     ax.legend(loc="lower right", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
+    ax.grid(alpha=0.3)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=130)
     return path

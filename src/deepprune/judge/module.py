@@ -11,7 +11,6 @@ scores and label, for ROC overlays across runs).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -21,16 +20,21 @@ import lightning as L
 import torch
 from torch import nn
 
+from deepprune.judge.scores import (
+    SCORES_FILE,
+    TEST_AUROC,
+    TEST_AUROC_REFERENCE,
+    TEST_TNR,
+    TEST_TNR_REFERENCE,
+    score_record,
+    write_scores,
+)
 from deepprune.runtime import get_logger
 
 log = get_logger(__name__)
 
 #: The metric optimized by checkpointing, early stopping and sweeps (`optimized_metric` in conf/train.yaml).
 VAL_AUROC = "val/auroc"
-TEST_AUROC = "test/auroc"
-#: one JSON line per test pair: model, label, the judge's score and the reference's (null without one)
-SCORES_FILE = "scores.jsonl"
-TEST_TNR = "test/tnr_at_fnr"
 
 
 def linear_warmup(
@@ -144,7 +148,7 @@ class JudgeModule(L.LightningModule):
         if self.trainer.is_global_zero and rows:
             self.test_results = self.score_test(rows)
         results = self.trainer.strategy.broadcast(self.test_results, src=0)
-        for key in (TEST_AUROC, TEST_TNR, f"{TEST_AUROC}_reference"):
+        for key in (TEST_AUROC, TEST_TNR, TEST_AUROC_REFERENCE):
             if key in results and results[key] is not None and not math.isnan(results[key]):
                 self.log(key, float(results[key]), rank_zero_only=True)
 
@@ -177,8 +181,8 @@ class JudgeModule(L.LightningModule):
             ref = per_model_metrics(ref_scores, labels, models, fnr=fnr)
             results.update(
                 {
-                    f"{TEST_AUROC}_reference": ref[AVERAGE]["auroc"],
-                    f"{TEST_TNR}_reference": ref[AVERAGE]["tnr_at_fnr"],
+                    TEST_AUROC_REFERENCE: ref[AVERAGE]["auroc"],
+                    TEST_TNR_REFERENCE: ref[AVERAGE]["tnr_at_fnr"],
                     "reference": name,
                     "per_model_reference": ref,
                 }
@@ -190,15 +194,14 @@ class JudgeModule(L.LightningModule):
         out = Path(self.hparams.output_dir) if self.hparams.output_dir is not None else run_dir()
         write_metrics(results, out)
         plot_roc(curves, out / "roc.png", title="Judge ROC on held-out test pairs")
-        # per-pair scores (no texts): `python -m deepprune.report` overlays the ROC curves of a sweep's runs
+        # per-pair scores (no texts): `python -m deepprune.report` overlays the ROC curves of a sweep's runs. The
+        # pairs are in dataset order (unique_rows), so i is the test pair's index; test batches carry no problem id
         ref_column = ref_scores if self.reference_scorer is not None else [None] * len(scores)
-        (out / SCORES_FILE).write_text(
-            "".join(
-                json.dumps({"model": m, "label": int(y), "score": float(p), "score_reference": r}) + "\n"
-                for p, y, m, r in zip(scores, labels, models, ref_column)
-            ),
-            encoding="utf-8",
-        )
+        records = [
+            score_record(i, y, p, model=m, score_reference=r)
+            for i, (p, y, m, r) in enumerate(zip(scores, labels, models, ref_column))
+        ]
+        write_scores(out / SCORES_FILE, records)
         return results
 
     def param_groups(self) -> list[torch.nn.Parameter] | list[dict[str, Any]]:

@@ -20,7 +20,20 @@ from typing import Any
 
 import numpy as np
 
+from deepprune.tables import Table, to_markdown
+
 __all__ = ["ProblemOutcome", "score_outcome", "summarize", "format_table"]
+
+#: metrics.json keys of an online run, read by the report (deepprune.reporting) under these names: the summary of
+#: one policy (:func:`summarize`), and the run's layout around it (``runner.compute_metrics``: ``policy`` names
+#: the pruning policy, ``policies`` holds each policy's summary, ``token_reduction`` is 1 - tokens / reference's).
+ACCURACY = "accuracy"
+TOKENS_TOTAL = "tokens_total"
+TOKENS_MEAN = "tokens_mean"
+PASS_AT_K = "pass_at_k"
+TOKEN_REDUCTION = "token_reduction"
+POLICY = "policy"
+POLICIES = "policies"
 
 
 @dataclass
@@ -78,32 +91,26 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"problems": n}
     if not n:
         return out
-    out["accuracy"] = _mean([float(r["correct"]) for r in records])
-    out["tokens_total"] = int(sum(r["tokens"] for r in records))
-    out["tokens_mean"] = _mean([r["tokens"] for r in records])
+    out[ACCURACY] = _mean([float(r["correct"]) for r in records])
+    out[TOKENS_TOTAL] = int(sum(r["tokens"] for r in records))
+    out[TOKENS_MEAN] = _mean([r["tokens"] for r in records])
     out["prefix_tokens_total"] = int(sum(r["prefix_tokens"] for r in records))
     out["continuation_tokens_total"] = int(sum(r["continuation_tokens"] for r in records))
     out["judge_calls_mean"] = _mean([r["judge_calls"] for r in records])
     out["judge_input_tokens_mean"] = _mean([r["judge_input_tokens"] for r in records])
     passes = [float(r["pass_at_k"]) for r in records if r.get("pass_at_k") is not None]
-    out["pass_at_k"] = _mean(passes)
+    out[PASS_AT_K] = _mean(passes)
     clusters = [r["num_clusters"] for r in records if r.get("num_clusters") is not None]
     out["clusters_mean"] = _mean(clusters)
     return out
 
 
+def _online_float(value: float) -> str:
+    # shares and rates (accuracy, token reduction) read as 0.734, token counts as 12,345.6
+    return f"{value:.3f}" if abs(value) <= 1 else f"{value:,.1f}"
+
+
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A Markdown table; floats in (0, 1] shown with 3 decimals, other floats with 1."""
-
-    def cell(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.3f}" if abs(v) <= 1 else f"{v:,.1f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    """A Markdown table (no final newline); floats in [-1, 1] with 3 decimals, others and ints with thousands
+    separators, a missing cell ``-``. Written by the one table writer, :func:`deepprune.tables.to_markdown`."""
+    return to_markdown(Table.from_records(rows, columns), floatfmt=_online_float, intfmt=",", missing="-").rstrip("\n")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deepprune.online.accounting import format_table, score_outcome, summarize
+from deepprune.online.accounting import POLICIES, POLICY, format_table, score_outcome, summarize
 from deepprune.online.generators.base import TraceProgress
 from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records, write_metrics
 
@@ -117,7 +117,7 @@ def compute_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def metrics_table(metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
     """The side-by-side Markdown table of one run's metrics (policy first, reference after)."""
-    rows = [{"policy": name, **(extra or {}), **m} for name, m in metrics.get("policies", {}).items()]
+    rows = [{POLICY: name, **(extra or {}), **m} for name, m in metrics.get(POLICIES, {}).items()]
     columns = [*(extra or {}).keys(), *TABLE_COLUMNS]
     return format_table(rows, columns)
 
@@ -163,8 +163,8 @@ def summarize_sweep(sweep_dir: str | Path) -> str | None:
             if key not in keys:
                 keys.append(key)
         metrics = json.loads(metrics_file.read_text())
-        for name, m in metrics.get("policies", {}).items():
-            rows.append({**extra, "policy": name, **m})
+        for name, m in metrics.get(POLICIES, {}).items():
+            rows.append({**extra, POLICY: name, **m})
     if not rows:
         return None
     # an override that names a result column (policy=cons,deepprune) is shown once, as the result's own column
