@@ -5,9 +5,10 @@ Run as::
     python -m deepprune.report sweep_dir=logs/online/multiruns/<timestamp>
     python -m deepprune.report sweep_dir=logs/train/multiruns/<timestamp> out_dir=experiments/table1_judge_ablation
 
-Writes report.md, report.csv, report_{roc,pareto,tau}.png (when the runs have the data) and
-report_versions.json into ``out_dir`` (default: the sweep directory). The argument is a Hydra override,
-so it is ``sweep_dir=<dir>``, not a bare positional. All logic lives in :mod:`deepprune.reporting`.
+Writes report.md, report.csv, the plots of ``deepprune.reporting.PLOTS`` the runs have data for
+(report_{roc,pareto,tau,sweep,auroc,redundancy}.png) and report_versions.json into ``out_dir`` (default: the sweep
+directory). The argument is a Hydra override, so it is ``sweep_dir=<dir>``, not a bare positional. All logic lives
+in :mod:`deepprune.reporting`.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ from deepprune.reporting.runs import (
     DEFAULT_IGNORE_OVERRIDES,
     DEFAULT_KEYS,
     DEFAULT_SPLIT_KEYS,
+    TAU,
     Run,
     collect_runs,
     find_key,
@@ -83,10 +84,11 @@ def _auc(fpr: Sequence[float], tpr: Sequence[float]) -> float:
 __all__ = [
     "AUROC_PNG", "DEFAULT_IGNORE_OVERRIDES", "DEFAULT_KEYS", "DEFAULT_PACKAGES", "DEFAULT_SPLIT_KEYS", "PAPER_TABLE4",
     "PARETO_PNG", "PLOTS", "REDUNDANCY_PNG", "REFERENCE_SCORE_FIELD", "REPORT_CSV", "REPORT_MD", "ROC_PNG",
-    "SWEEP_PNG", "TAU_PNG", "VERSIONS_JSON", "PlotSpec", "ReportInput", "RocCurve", "Run", "Table", "auroc_bars",
-    "build_report", "collect_runs", "find_key", "flatten", "latest_run_dir", "load_metrics", "load_roc_curves",
-    "load_run", "mapping_table", "package_versions", "pareto_front", "pareto_points", "parse_overrides",
-    "plot_auroc_bars", "plot_metric_sweep", "plot_pareto", "plot_redundancy", "plot_roc", "plot_roc_overlay",
-    "plot_tau_tradeoff", "quantities", "read_csv", "redundancy_ratios", "roc_curves", "roc_points", "run_labels",
-    "runs_table", "split_run", "sweep_points", "to_markdown", "tradeoff_points", "varying_overrides", "write_csv",
+    "SWEEP_PNG", "TAU", "TAU_PNG", "VERSIONS_JSON", "PlotSpec", "ReportInput", "RocCurve", "Run", "Table",
+    "auroc_bars", "build_report", "collect_runs", "find_key", "flatten", "latest_run_dir", "load_metrics",
+    "load_roc_curves", "load_run", "mapping_table", "package_versions", "pareto_front", "pareto_points",
+    "parse_overrides", "plot_auroc_bars", "plot_metric_sweep", "plot_pareto", "plot_redundancy", "plot_roc",
+    "plot_roc_overlay", "plot_tau_tradeoff", "quantities", "read_csv", "redundancy_ratios", "roc_curves",
+    "roc_points", "run_labels", "runs_table", "split_run", "sweep_points", "to_markdown", "tradeoff_points",
+    "varying_overrides", "write_csv"
 ]  # fmt: skip

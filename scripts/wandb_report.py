@@ -17,8 +17,8 @@ Two steps, each optional:
 
 Usage::
 
-    python experiments/wandb_report.py logs/online/multiruns/<timestamp> --upload --report --entity <you>
-    python experiments/wandb_report.py logs/train/multiruns/<timestamp> --upload --kind judge
+    python scripts/wandb_report.py logs/online/multiruns/<timestamp> --upload --report --entity <you>
+    python scripts/wandb_report.py logs/train/multiruns/<timestamp> --upload --kind judge
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deepprune.reporting import collect_runs, run_labels
+from deepprune.judge.scores import TEST_AUROC, TEST_TNR
+from deepprune.online.accounting import ACCURACY, PASS_AT_K, TOKENS_TOTAL
+from deepprune.reporting import TAU, collect_runs, run_labels
 
 
 def upload(sweep_dir: Path, project: str, entity: str | None, group: str, job_type: str) -> int:
@@ -52,25 +54,25 @@ def build_report(project: str, entity: str, group: str, kind: str, title: str) -
     runset = wr.Runset(entity=entity, project=project, name=group, filters=f"Metric('group') == '{group}'")
     if kind == "judge":
         panels = [
-            wr.BarPlot(title="test AUROC (Table 1)", metrics=["test/auroc"], orientation="h"),
-            wr.BarPlot(title="test TNR@FNR=0.2", metrics=["test/tnr_at_fnr"], orientation="h"),
+            wr.BarPlot(title="test AUROC (Table 1)", metrics=[TEST_AUROC], orientation="h"),
+            wr.BarPlot(title="test TNR@FNR=0.2", metrics=[TEST_TNR], orientation="h"),
             wr.ParallelCoordinatesPlot(
                 title="recipe vs AUROC",
                 columns=[
                     wr.ParallelCoordinatesPlotColumn(metric=wr.Config("data.truncation")),
                     wr.ParallelCoordinatesPlotColumn(metric=wr.Config("loss")),
                     wr.ParallelCoordinatesPlotColumn(metric=wr.Config("sampler")),
-                    wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric("test/auroc")),
+                    wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric(TEST_AUROC)),
                 ],
             ),
         ]
     else:
         panels = [
-            wr.ScatterPlot(title="tokens vs accuracy (Table 2)", x=wr.SummaryMetric("tokens_total"),
-                           y=wr.SummaryMetric("accuracy")),
-            wr.ScatterPlot(title="tau vs tokens (Table 3)", x=wr.Config("tau"), y=wr.SummaryMetric("tokens_total")),
-            wr.ScatterPlot(title="tau vs accuracy", x=wr.Config("tau"), y=wr.SummaryMetric("accuracy")),
-            wr.ScatterPlot(title="tau vs pass@k", x=wr.Config("tau"), y=wr.SummaryMetric("pass_at_k")),
+            wr.ScatterPlot(title="tokens vs accuracy (Table 2)", x=wr.SummaryMetric(TOKENS_TOTAL),
+                           y=wr.SummaryMetric(ACCURACY)),
+            wr.ScatterPlot(title="tau vs tokens (Table 3)", x=wr.Config(TAU), y=wr.SummaryMetric(TOKENS_TOTAL)),
+            wr.ScatterPlot(title="tau vs accuracy", x=wr.Config(TAU), y=wr.SummaryMetric(ACCURACY)),
+            wr.ScatterPlot(title="tau vs pass@k", x=wr.Config(TAU), y=wr.SummaryMetric(PASS_AT_K)),
         ]  # fmt: skip
     report = wr.Report(
         entity=entity,
@@ -96,11 +98,12 @@ def main() -> None:
     group = args.group or args.sweep_dir.resolve().name
     if args.upload:
         n = upload(args.sweep_dir, args.project, args.entity, group, job_type=args.kind)
-        print(f"logged {n} run(s) to {args.project}, group {group}")
+        print(f"logged {n} run(s) to {args.project}, group {group}")  # noqa: T201
     if args.report:
         if not args.entity:
             parser.error("--report needs --entity")
-        print(build_report(args.project, args.entity, group, args.kind, f"deepprune {args.kind}: {group}"))
+        url = build_report(args.project, args.entity, group, args.kind, f"deepprune {args.kind}: {group}")
+        print(url)  # noqa: T201
 
 
 if __name__ == "__main__":
