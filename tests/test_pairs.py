@@ -170,3 +170,26 @@ def test_split_by_problem_seed_matters_and_errors() -> None:
         split_by_problem(tiny, 0.3, 0.3, seed=0)
     with pytest.raises(ValueError, match="fractions"):
         split_by_problem(traces, 0.6, 0.5, seed=0)
+
+
+def test_traces_cut_inside_a_thought_are_judged_unfinished() -> None:
+    # a file without `finished`: the long chain of thought cut at the length limit must not get an answer from
+    # its last sentence ("... try B" gave the answer 'B'), and is counted as unfinished
+    cut = "<|begin_of_thought|>\nLet me try B"
+    done = "<|begin_of_thought|>\nhmm\n<|end_of_thought|>\n<|begin_of_solution|>\\boxed{7}<|end_of_solution|>"
+    traces = [
+        Trace(problem_id="p", text=text, model="m", sample_id=i, finished=None)
+        for i, text in enumerate([done, cut, done, "The answer is 7.", cut])
+    ]
+    ps = build_pairs(traces, checker=ExactChecker())
+    assert (ps.excluded_traces, ps.excluded_unfinished, ps.judged_unfinished) == (2, 2, 2)
+    assert [(p.a.sample_id, p.b.sample_id, p.label) for p in ps.pairs] == [(0, 2, 1), (0, 3, 1), (2, 3, 1)]
+    # kept in, they still have no answer (an open thought is no answer), so they are excluded all the same
+    kept = build_pairs(traces, checker=ExactChecker(), exclude_unfinished=False)
+    assert (kept.excluded_traces, kept.excluded_unfinished, kept.judged_unfinished) == (2, 0, 0)
+    # a known `finished` wins over the text: a trace marked finished=False is unfinished even when boxed
+    marked = [Trace(problem_id="p", text=done, model="m", sample_id=0, finished=False)] + traces[:1]
+    assert build_pairs(marked, checker=ExactChecker()).judged_unfinished == 0
+    # and a trace known to be cut gets no fallback answer from its last sentence even when kept in
+    cut_known = [Trace(problem_id="p", text="So the answer is 7.", model="m", finished=False)] + traces[:1]
+    assert build_pairs(cut_known, checker=ExactChecker(), exclude_unfinished=False).excluded_traces == 1
