@@ -1,4 +1,4 @@
-"""Metrics: AUROC against brute-force pair counting, TNR@FNR by hand, per-model average, ROC PNG."""
+"""Metrics: AUROC against brute-force pair counting, TNR@FNR by hand, per-model average, the ROC curve and its PNG."""
 
 import itertools
 import math
@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from deepprune.judge.metrics import judge_metrics, per_model_metrics, plot_roc, tnr_at_fnr
+from deepprune.judge.metrics import RocCurve, judge_metrics, per_model_metrics, plot_roc, tnr_at_fnr
 
 
 def brute_force_auroc(scores, labels):
@@ -69,3 +69,29 @@ def test_plot_roc_writes_png(tmp_path):
     path = plot_roc({"A": ([0.9, 0.4, 0.5, 0.1], [1, 1, 0, 0]), "B": ([0.8, 0.2], [1, 0])}, tmp_path / "roc.png", "t")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_roc_curve_area_is_the_pairwise_auroc_and_needs_both_classes():
+    rng = random.Random(1)
+    labels = [rng.randint(0, 1) for _ in range(120)]
+    scores = [round(rng.random() * 0.5 + 0.3 * y, 1) for y in labels]  # ties across classes
+    curve = RocCurve.from_scores(scores, labels)
+    assert curve.auroc == pytest.approx(brute_force_auroc(scores, labels), abs=1e-12)
+    assert (curve.fpr[0], curve.tpr[0], curve.fpr[-1], curve.tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert len(curve.fpr) == len(set(scores)) + 1  # one point per distinct score, plus the origin
+    fpr, tpr = curve  # a plain (fpr, tpr) pair too
+    assert RocCurve(fpr, tpr) == (fpr, tpr)
+    with pytest.raises(ValueError, match="both classes, got 2 positive and 0 negative"):
+        RocCurve.from_scores([0.1, 0.2], [1, 1])
+
+
+def test_plot_roc_takes_points_and_scores(tmp_path):
+    curves = {
+        "points": RocCurve([0.0, 0.5, 1.0], [0.0, 1.0, 1.0]),
+        "scores": ([0.9, 0.1], [1, 0]),
+        "one": ([0.3], [1]),
+    }
+    data = plot_roc(curves, tmp_path / "roc.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    with pytest.raises(ValueError, match="no curves"):
+        plot_roc({}, tmp_path / "none.png")

@@ -392,3 +392,72 @@ def test_k_sweep_plots_auroc_against_the_swept_number(tmp_path: Path):
     # two overrides varying, or a non-numeric one: no single x axis, no plot
     make_job(sweep / "3", ["experiment=other", "data.token_k=32"], {"test/auroc": 0.5})
     assert reporting.sweep_points(collect_runs(sweep)) is None
+
+
+# ---------------------------------------------------------------------------------------------------
+# the default keys are the writers' own: what deepprune writes, the report finds without quantities=
+
+
+def problem_record(policy: str, correct: bool, tokens: int, pass_at_k: bool | None) -> dict:
+    """One results.jsonl record as accounting.score_outcome writes it (the fields summarize reads)."""
+    return {
+        "policy": policy, "correct": correct, "tokens": tokens, "prefix_tokens": tokens // 4,
+        "continuation_tokens": tokens - tokens // 4, "judge_calls": 3, "judge_input_tokens": 30,
+        "pass_at_k": pass_at_k, "num_clusters": 2 if pass_at_k is not None else None,
+    }  # fmt: skip
+
+
+def test_online_metrics_written_by_the_runner_are_found_by_the_default_keys(tmp_path: Path):
+    from deepprune.online.runner import compute_metrics
+
+    for job, tau in enumerate([0.5, 0.75]):
+        records = []
+        for correct, tokens in [(True, 100 * (job + 1)), (False, 300)]:
+            rec = problem_record("deepprune", correct, tokens, pass_at_k=True)
+            rec["reference"] = problem_record("cons@4", True, 800, pass_at_k=None)
+            records.append(rec)
+        make_job(tmp_path / str(job), [f"tau={tau}"], compute_metrics(records))
+    runs = collect_runs(tmp_path)
+    q = reporting.quantities(runs[2])  # job 1, the deepprune part
+    assert (q["tau"], q["tokens"], q["accuracy"], q["pass_at_k"], q["policy"]) == (0.75, 500.0, 0.5, 1.0, "deepprune")
+    assert q["token_reduction"] == pytest.approx(1 - 500 / 1600)
+    assert (q["tokens_key"], q["accuracy_key"], q["tau_key"]) == ("tokens_total", "accuracy", "tau")
+    points = reporting.tradeoff_points(runs)
+    assert [(p["tau"], p["policy"], p["tokens"]) for p in points] == [
+        (0.5, "deepprune", 400), (0.5, "cons@4", 1600), (0.75, "deepprune", 500), (0.75, "cons@4", 1600)
+    ]  # fmt: skip
+
+
+def test_judge_outputs_written_by_train_are_found_by_the_default_keys(tmp_path: Path):
+    from deepprune.judge.metrics import judge_metrics
+    from deepprune.judge.scores import TEST_AUROC, TEST_AUROC_REFERENCE, score_record, write_scores
+
+    scores, ref, labels = [0.9, 0.7, 0.6, 0.3, 0.2], [0.5, 0.6, 0.4, 0.5, 0.1], [1, 0, 1, 0, 0]
+    for job, k in enumerate([32, 64]):
+        job_dir = make_job(
+            tmp_path / str(job),
+            [f"data.token_k={k}"],
+            {TEST_AUROC: judge_metrics(scores, labels)["auroc"] - job / 10, TEST_AUROC_REFERENCE: 0.5},
+        )
+        records = [
+            score_record(i, y, s, model="m", score_reference=r) for i, (s, r, y) in enumerate(zip(scores, ref, labels))
+        ]
+        write_scores(job_dir / "scores.jsonl", records)
+    runs = collect_runs(tmp_path)
+    curves = reporting.load_roc_curves(runs[0])
+    assert curves["all"].auroc == pytest.approx(judge_metrics(scores, labels)["auroc"])  # 5/6
+    assert curves["reference"].auroc == pytest.approx(judge_metrics(ref, labels)["auroc"])
+    assert reporting.sweep_points(runs) == {
+        "x_key": "data.token_k", "x": [32.0, 64.0], "auroc": [pytest.approx(5 / 6), pytest.approx(5 / 6 - 0.1)],
+        "reference": [0.5, 0.5],
+    }  # fmt: skip
+    assert list(reporting.roc_curves(runs)) == ["data.token_k=32", "data.token_k=32 reference", "data.token_k=64"]
+
+
+def test_build_report_rejects_unknown_plots_and_bad_score_files(judge_sweep: Path):
+    with pytest.raises(ValueError, match=r"unknown plot\(s\) \['rocs'\]; the report draws \['roc', 'pareto'"):
+        build_report(judge_sweep, plots=["rocs"])
+    assert [spec.name for spec in reporting.PLOTS] == ["roc", "pareto", "tau", "sweep", "auroc", "redundancy"]
+    (judge_sweep / "1" / "scores.jsonl").write_text('{"p_same": 0.5, "label": 1}\n')
+    with pytest.raises(ValueError, match=r"1/scores.jsonl:1: needs a numeric 'score'"):
+        build_report(judge_sweep, plots=["roc"])
