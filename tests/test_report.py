@@ -461,3 +461,10 @@ def test_build_report_rejects_unknown_plots_and_bad_score_files(judge_sweep: Pat
     (judge_sweep / "1" / "scores.jsonl").write_text('{"p_same": 0.5, "label": 1}\n')
     with pytest.raises(ValueError, match=r"1/scores.jsonl:1: needs a numeric 'score'"):
         build_report(judge_sweep, plots=["roc"])
+
+
+def test_reporting_imports_without_torch_or_matplotlib():
+    code = "import sys, deepprune.reporting; print(sorted({'torch', 'matplotlib', 'lightning'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
