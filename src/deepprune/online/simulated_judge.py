@@ -59,24 +59,35 @@ def separation_for_auroc(auroc: float) -> float:
     return float("inf") if auroc == 1.0 else float(np.sqrt(2.0) * NormalDist().inv_cdf(auroc))
 
 
+_GOLDEN, _M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_SECOND = np.uint64(0x5DEECE66D)
+
+
 def _splitmix(x: np.ndarray) -> np.ndarray:
     # splitmix64's finaliser: a cheap, well-mixed 64-bit hash (uint64 arithmetic wraps on purpose)
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    x = x + _GOLDEN
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+def _chain(h: np.ndarray, *keys: np.ndarray | int) -> np.ndarray:
+    for k in keys:
+        h = _splitmix(h ^ np.asarray(k, dtype=np.uint64))
+    return h
+
+
+def _to_normal(h: np.ndarray) -> np.ndarray:
+    h2 = _splitmix(h ^ _SECOND)
+    u1 = ((h >> _S11).astype(np.float64) + 0.5) * 2.0**-53
+    u2 = (h2 >> _S11).astype(np.float64) * 2.0**-53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
 def hashed_normals(*keys: np.ndarray | int) -> np.ndarray:
     """Standard normals that are a pure function of the keys (Box-Muller on two hashed uniforms)."""
-    h = np.zeros(1, dtype=np.uint64)
-    for k in keys:
-        k = np.asarray(k, dtype=np.uint64)
-        h = _splitmix(h ^ k)
-    h2 = _splitmix(h ^ np.uint64(0x5DEECE66D))
-    u1 = ((h >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
-    u2 = (h2 >> np.uint64(11)).astype(np.float64) * 2.0**-53
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    return _to_normal(_chain(np.zeros(1, dtype=np.uint64), *keys))
 
 
 class SimulatedJudge:
@@ -102,6 +113,9 @@ class SimulatedJudge:
         self.scale = scale
         self.rho = float(trace_correlation)
         self.seed = int(seed) & _MASK
+        # the hash state after the constant keys: hashed_normals(seed, tag, ...) without rehashing them per call
+        self._pair_h = _chain(np.zeros(1, dtype=np.uint64), self.seed, _PAIR_TAG)
+        self._trace_h = _chain(np.zeros(1, dtype=np.uint64), self.seed, _TRACE_TAG)
         self.reads_both_orders = reads_both_orders
         self._oracle = OracleJudge(checker)  # the labels: final-answer equivalence
         self._generator: Any = None
@@ -129,10 +143,10 @@ class SimulatedJudge:
         sa = np.array([a.seed & _MASK for a, _ in pairs], dtype=np.uint64)
         sb = np.array([b.seed & _MASK for _, b in pairs], dtype=np.uint64)
         lo, hi = np.minimum(sa, sb), np.maximum(sa, sb)
-        noise = np.sqrt(1.0 - self.rho) * hashed_normals(self.seed, _PAIR_TAG, lo, hi)
+        noise = np.sqrt(1.0 - self.rho) * _to_normal(_chain(self._pair_h, lo, hi))
         if self.rho > 0:
-            ua = hashed_normals(self.seed, _TRACE_TAG, sa)
-            ub = hashed_normals(self.seed, _TRACE_TAG, sb)
+            ua = _to_normal(_chain(self._trace_h, sa))
+            ub = _to_normal(_chain(self._trace_h, sb))
             noise = noise + np.sqrt(self.rho / 2.0) * (ua + ub)
         z = (y - 0.5) * self.d + noise
         s = self.d if self.scale is None else float(self.scale)
