@@ -324,6 +324,11 @@ def test_configs_compose_and_instantiate():
         cfg = compose("online", overrides=overrides)
     judge = instantiate(cfg.judge)
     assert isinstance(judge, SimulatedJudge) and judge.auroc == 0.87 and judge.offset == 0.0
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        exp = compose("online", overrides=["experiment=sim_scale"], return_hydra_config=True)
+    assert exp.n == 512 and exp.scale is None and exp.max_problems == 100
+    assert exp.generator._target_.endswith("SimulatedGenerator") and exp.judge._target_.endswith("SimulatedJudge")
+    assert exp.hydra.sweeper.params["judge.auroc"] == "0.6,0.7,0.8,0.87,0.95,1.0"
     if not THOUGHT_BRANCHES.is_file():
         pytest.skip("../shared thought-branches absent")
     assert Path(cfg.generator.answer_lists.path).resolve() == THOUGHT_BRANCHES.resolve()
