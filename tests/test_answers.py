@@ -514,3 +514,15 @@ def test_extraction_is_linear_on_hostile_text(text: str) -> None:
     extract_answer(text)
     looks_finished(text)
     assert time.process_time() - start < 2.0
+
+
+def test_long_plain_text_cut_mid_sentence_is_unfinished() -> None:
+    # a model that writes no thought markers, cut at the length limit (SkyThought's 27B fine-tune): no answer
+    work = "Let me count the vertex pairs at each distance.\n\n" * 30
+    cut = work + "So, for each vertex, there are 5 vertices"
+    done = work + "So, the mean of her quiz scores currently is 7."
+    assert looks_finished(cut) is False and extract_answer(cut) is None
+    assert looks_finished(done) is None and extract_answer(done) == "7"
+    assert extract_answer(cut, finished=True) == "5"  # known finished: the summary rule applies
+    # short texts are answers or summaries, whatever their last character
+    assert looks_finished("Some work.\nAnswer: 3/4") is None and extract_answer("Some work.\nAnswer: 3/4") == "3/4"

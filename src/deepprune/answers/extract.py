@@ -7,14 +7,16 @@
    is read; a thought still open at the end of the text means the trace was cut while thinking: no answer.
    ``<|begin_of_solution|>`` opened and never closed (``<|end_of_solution|>``) is cut too.
 2. The last ``\\boxed{...}`` / ``\\fbox{...}`` with balanced braces (``\\boxed 5`` too). An empty box is no answer.
-3. Only where the trace finished (``finished=True``, or ``None`` and :func:`looks_finished` does not say it was
-   cut): an answer cue ("The final answer is X", "Answer: X", "**Answer:** X", "the correct option is D"), else
-   the value a one-sentence summary states ("Therefore, the minimum value is 3.", "Yes, ..."). These fallbacks
+3. Only where the trace is not known or judged cut (``finished`` not ``False``; with ``None``, a long text
+   without markers that stops mid-sentence is judged cut, see :func:`looks_finished`): an answer cue ("The final
+   answer is X", "Answer: X", "**Answer:** X", "the correct option is D"), else the value a one-sentence summary
+   states ("Therefore, the minimum value is 3.", "Yes, ..."). These fallbacks
    read the last words of a text, which on a trace cut at the length limit are half a sentence, not an answer.
 
-:func:`looks_finished` judges a text by its markers alone: ``True`` (a closed thought, an end-of-solution marker,
-or a box after the thinking), ``False`` (a thought or solution still open), ``None`` (no marker: plain text such
-as CHAMP's one-sentence summaries, which cannot be judged and keep the fallbacks).
+:func:`looks_finished` judges a text alone: ``True`` (a box after the thinking, a closed thought, an end-of-solution
+marker), ``False`` (a thought or solution still open, or a text of 1,000 characters or more without markers that
+stops mid-sentence), ``None`` (plain text that cannot be judged, such as CHAMP's one-sentence summaries, which
+keep the fallbacks).
 
 Extraction is linear in the length of the text and bounded: braces are matched in one pass, answer cues and the
 summary sentence are read from bounded windows (an answer is short), and no pattern backtracks over a run of
@@ -67,6 +69,9 @@ _SUMMARY_WINDOW = 1500  # characters of the last line read as the summary senten
 _MAX_CUES = 20  # cues tried, from the last
 _MAX_STRIP = 8  # rounds of delimiter stripping
 _MAX_CHOICE_LEN = 40  # a multiple-choice answer is a letter with some decoration
+# A plain text at least this long is a chain of thought, not an answer; cut mid-sentence, it was cut at the limit.
+_TRACE_MIN_CHARS = 1000
+_SENTENCE_ENDS = ".!?)]$*\"'`>"  # last characters of a sentence, a math block (\\], \\), $$) or a tag
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 _DELIMS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 
@@ -370,10 +375,10 @@ def _summary_answer(text: str) -> str | None:
 def split_thought(text: str, markers: Markers = DEFAULT_MARKERS) -> tuple[str | None, bool | None]:
     """The part of ``text`` a final answer is read from, and what the markers say about the trace.
 
-    Returns ``(part, state)``: ``state`` is ``True`` when a thought was closed or an end marker is present,
-    ``False`` when a thought (or a solution) is still open at the end (``part`` is then ``None``: the trace was
-    cut), ``None`` when there is no marker at all (``part`` is the whole text). After a closed thought ``part``
-    is what follows the last closing marker; a solution block contributes its content.
+    Returns ``(part, state)``: ``state`` is ``True`` when a thought or solution block was closed or an end marker
+    is present, ``False`` when a thought (or a solution) is still open at the end (``part`` is then ``None``: the
+    trace was cut), ``None`` when there is no marker at all (``part`` is the whole text). After a closed thought
+    ``part`` is what follows the last closing marker; a closed solution block contributes its content.
     """
     state: bool | None = None
     last_close, close_len = -1, 0
@@ -401,38 +406,58 @@ def split_thought(text: str, markers: Markers = DEFAULT_MARKERS) -> tuple[str | 
     return text, state
 
 
+def _cut_mid_sentence(part: str) -> bool:
+    """A text long enough to be a chain of thought that stops where no sentence or formula ends.
+
+    Models that write no thought markers still get cut at the length limit ("... so, for each vertex, there are
+    5 vertices"); their last sentence is no answer. Short texts are answers or summaries ("-5", "Answer: C").
+    """
+    if len(part) < _TRACE_MIN_CHARS:
+        return False
+    tail = part.rstrip()
+    return bool(tail) and tail[-1] not in _SENTENCE_ENDS
+
+
 def looks_finished(text: str | None, markers: Markers = DEFAULT_MARKERS) -> bool | None:
-    """Whether a trace's text looks finished: ``True`` (closed thought, end-of-solution marker, or a box after any
-    thinking), ``False`` (a thought or solution still open: cut at the length limit), ``None`` (cannot tell)."""
+    """Whether a trace's text looks finished, judged from the text alone.
+
+    ``True``: a box after any thinking, or a closed thought or solution block, or an end marker. ``False``: a
+    thought or solution still open at the end, or a long text without markers that stops mid-sentence (both:
+    cut at the length limit). ``None``: cannot tell (plain text that ends a sentence, such as a summary).
+    """
     if not text:
         return None
     part, state = split_thought(text, markers)
-    if part is None or state is not None:
-        return state
-    return True if _last_boxed(part) is not None else None
+    if part is None:
+        return False
+    if _last_boxed(part) is not None:
+        return True
+    if state is None and _cut_mid_sentence(part):
+        return False
+    return state
 
 
 def extract_answer(text: str | None, finished: bool | None = None, markers: Markers = DEFAULT_MARKERS) -> str | None:
     """The final answer stated in ``text`` (a model output or a one-sentence summary), or None if there is none.
 
-    ``finished``: whether the trace ended on its own (``False``: cut at the length limit), ``None`` when unknown.
-    Order (see the module docstring): nothing while a thought or solution block is open; else the last
-    ``\\boxed{}``/``\\fbox{}`` with balanced braces (an empty box is no answer); else, unless ``finished`` is
-    ``False``, the last answer cue ("final answer is", "Answer:", "**Answer:**", "the answer is", "the correct
-    option is") and then the value the last sentence states ("... is X", "Yes, ...", a trailing ``(B)``).
-    Math delimiters and matching quotes are removed, multiple-choice answers become the bare letter, and
-    ``78,732`` loses its thousands separators.
+    ``finished``: whether the trace ended on its own (``False``: cut at the length limit), ``None`` when unknown
+    (then judged from the text, see :func:`looks_finished`). Order (see the module docstring): nothing while a
+    thought or solution block is open; else the last ``\\boxed{}``/``\\fbox{}`` with balanced braces (an empty box
+    is no answer); else, only for a trace not known or judged cut, the last answer cue ("final answer is",
+    "Answer:", "**Answer:**", "the answer is", "the correct option is") and then the value the last sentence
+    states ("... is X", "Yes, ...", a trailing ``(B)``). Math delimiters and matching quotes are removed,
+    multiple-choice answers become the bare letter, and ``78,732`` loses its thousands separators.
     """
     if not text or not text.strip():
         return None
-    part, _ = split_thought(text, markers)
+    part, state = split_thought(text, markers)
     if part is None:
         return None
     boxed = _last_boxed(part)
     if boxed is not None:
         ans = _clean(boxed)
         return None if ans is None else (_choice(ans) or ans)
-    if finished is False:
+    if finished is False or (finished is None and state is None and _cut_mid_sentence(part)):
         return None  # a cut trace's last words are not an answer
     for extract in (_cue_answer, _summary_answer):
         ans = extract(part)
