@@ -255,3 +255,150 @@ def test_source_configs_compose(name: str) -> None:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("analyze", overrides=[f"source={name}"])
     assert cfg.source._target_.startswith("deepprune.sources.")
+
+
+# --- development sets in ../shared: multi-sample harness outputs (deepprune.sources.samples) ---------------------
+
+SKYTHOUGHT = SHARED_DIR / "data" / "raw" / "skythought-icml" / "amc23"
+QWEN25 = SHARED_DIR / "data" / "raw" / "qwen25-math" / "math_cot_dev50.jsonl"
+needs_skythought = pytest.mark.skipif(not SKYTHOUGHT.is_dir(), reason=f"{SKYTHOUGHT} not found")
+needs_qwen25 = pytest.mark.skipif(not QWEN25.is_file(), reason=f"{QWEN25} not found")
+
+
+@needs_skythought
+def test_skythought_traces_as_the_files_come() -> None:
+    from deepprune.sources.samples import SampleLoadReport, load_skythought
+
+    report = SampleLoadReport()
+    traces = load_skythought(SKYTHOUGHT, report=report)
+    models = sorted({t.model for t in traces})
+    assert len(traces) == 400 and len(models) == 10 and len({t.problem_id for t in traces}) == 40
+    assert models[0] == "Sky-T1-math-correct-5K-14B" and all(t.sample_id == t.model for t in traces)
+    assert all(t.finished is None and t.gold is not None for t in traces)  # nothing added to the files
+    boxed = [t for t in traces if "\\boxed" in t.text]
+    assert len(boxed) == 293
+    # 100 traces cut inside the thought, 3 cut mid-sentence by the model that writes no markers, and 5 whose box
+    # sits inside a thought that never closed: judged unfinished, no answer
+    assert report.judged_unfinished == 108 and report.no_answer == 110
+    cut_in_thought = [t for t in traces if "<|begin_of_thought|>" in t.text and "\\boxed" not in t.text]
+    assert len(cut_in_thought) == 100 and all(t.answer is None for t in cut_in_thought)
+    # the harness's pred of a cut trace is its last-number fallback; ours is no answer
+    assert all(t.meta["harness_pred"] for t in cut_in_thought)
+    # on finished boxed traces our answer is the harness's in all but a few spellings
+    done = [t for t in boxed if t.answer is not None]
+    assert len(done) == 288
+    assert sum(t.answer == t.meta["harness_pred"] for t in done) >= 280
+
+
+@needs_skythought
+def test_skythought_pooled_models_keep_the_file_model() -> None:
+    from deepprune.sources.samples import load_skythought
+
+    traces = load_skythought(SKYTHOUGHT, pool_models="pool", models=["Sky-T1-math-wrong-5K-14B"], max_problems=3)
+    assert [t.problem_id for t in traces] == ["0", "1", "2"]
+    assert {t.model for t in traces} == {"pool"} and {t.meta["file_model"] for t in traces} == {
+        "Sky-T1-math-wrong-5K-14B"
+    }
+    with pytest.raises(ValueError, match="no traces for model"):
+        load_skythought(SKYTHOUGHT, models=["Sky-T1-nope"])
+
+
+@needs_skythought
+def test_skythought_redundancy_matches_the_boxed_traces() -> None:
+    # the requirement: the ratio as the files come within 0.01 of the ratio over boxed traces only,
+    # the latter computed here without the extractor's judgement (boxed traces, the last box's content)
+    import re
+
+    from deepprune.answers import AnswerChecker
+    from deepprune.redundancy import redundancy_table
+    from deepprune.sources.samples import load_skythought
+
+    traces = load_skythought(SKYTHOUGHT, pool_models="pool")
+    checker = AnswerChecker(timeout_s=10.0)
+    rows = redundancy_table(traces, checker=checker)
+    ratio = rows[-1].ratio
+
+    def last_box(text: str) -> str:
+        start = text.rindex("\\boxed{") + len("\\boxed{")
+        depth, i = 1, start
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        return text[start : i - 1]
+
+    same = total = 0
+    by_problem: dict[str, list[str]] = {}
+    for t in traces:
+        if re.search(r"\\boxed\{", t.text):
+            by_problem.setdefault(t.problem_id, []).append(last_box(t.text))
+    for answers in by_problem.values():
+        ids = checker.classes(answers)
+        for i in range(len(ids)):
+            for j in range(i + 1, len(ids)):
+                total += 1
+                same += ids[i] == ids[j]
+    boxed_ratio = same / total
+    assert total == 1044 and abs(boxed_ratio - 0.8362) < 0.002
+    assert abs(ratio - boxed_ratio) < 0.01, (ratio, boxed_ratio)
+    assert rows[-1].excluded_traces == 110
+
+
+@needs_qwen25
+def test_qwen25_math_eight_samples_per_line() -> None:
+    from deepprune.sources.samples import QWEN25_MATH_MODEL, SampleLoadReport, load_qwen25_math
+
+    report = SampleLoadReport()
+    traces = load_qwen25_math(QWEN25, report=report)
+    assert len(traces) == 400 and len({t.problem_id for t in traces}) == 50
+    assert {t.model for t in traces} == {QWEN25_MATH_MODEL} and {t.sample_id for t in traces} == set(range(8))
+    first = json.loads(QWEN25.read_text(encoding="utf-8").splitlines()[0])
+    assert traces[0].problem_id == str(first["idx"]) and traces[0].gold == first["gt"]
+    assert [t.text for t in traces[:8]] == first["code"]
+    assert report.judged_unfinished == 0 and report.no_answer == 0  # short chains of thought, all boxed
+    # our extraction, not the harness's pred; they agree on most and differ in spelling only ("12 \frac{3}{5}")
+    assert sum(t.answer == t.meta["harness_pred"] for t in traces) >= 370
+
+
+def test_sample_files_bad_lines_name_file_and_line(tmp_path: Path) -> None:
+    from deepprune.sources.samples import load_qwen25_math, load_skythought
+
+    good = {"idx": 0, "question": "q", "gt": "1", "code": ["\\boxed{1}", "\\boxed{2}"], "pred": ["1", "2"]}
+    path = write_jsonl(tmp_path / "q.jsonl", [good, {**good, "idx": 1, "code": "not a list"}])
+    with pytest.raises(TraceFormatError, match=r"q\.jsonl:2: field 'code'"):
+        load_qwen25_math(path)
+    path.write_text(json.dumps(good) + "\n{oops\n", encoding="utf-8")
+    with pytest.raises(TraceFormatError, match=r"q\.jsonl:2: not valid JSON"):
+        load_qwen25_math(path)
+    traces = load_qwen25_math(write_jsonl(tmp_path / "ok.jsonl", [good]), model="m")
+    assert [(t.model, t.sample_id, t.answer, t.gold) for t in traces] == [("m", 0, "1", "1"), ("m", 1, "2", "1")]
+    folder = tmp_path / "sky"
+    folder.mkdir()
+    with gzip.open(folder / "model-a.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write(json.dumps(good) + "\n")
+    with pytest.raises(TraceFormatError, match=r"model-a\.jsonl\.gz:1: field 'code': expected one response"):
+        load_skythought(folder)
+    (folder / "model-b.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00truncated")
+    with pytest.raises(TraceFormatError, match=r"model-b\.jsonl\.gz"):
+        load_skythought(folder, pattern="model-b*")
+    with pytest.raises(FileNotFoundError, match="DEEPPRUNE_SHARED"):
+        load_qwen25_math(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize("name", ["skythought_amc23", "qwen25_math"])
+def test_development_set_configs_use_a_relative_shared_path(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from deepprune.runtime import CONF_DIR
+
+    monkeypatch.delenv("DEEPPRUNE_SHARED", raising=False)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("analyze", overrides=[f"source={name}"])
+    assert cfg.source.path.startswith("../shared/data/raw/")
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"{SHARED_DIR} not found")
+    monkeypatch.setenv("DEEPPRUNE_SHARED", str(SHARED_DIR))
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("analyze", overrides=[f"source={name}", "source.max_problems=2"])
+    traces = instantiate(cfg.source)
+    assert len({t.problem_id for t in traces}) == 2
