@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepprune.tables import Table, to_markdown
+
+if TYPE_CHECKING:
+    from deepprune.answers import AnswerEquivalence
 
 __all__ = ["ProblemOutcome", "score_outcome", "summarize", "format_table"]
 
@@ -59,7 +62,9 @@ class ProblemOutcome:
         return self.prefix_tokens + self.continuation_tokens
 
 
-def score_outcome(outcome: ProblemOutcome, gold: str | None, checker: Any = None) -> dict[str, Any]:
+def score_outcome(
+    outcome: ProblemOutcome, gold: str | None, checker: AnswerEquivalence | None = None
+) -> dict[str, Any]:
     """The JSON record for one problem: the outcome plus ``correct`` and ``pass_at_k`` against ``gold``."""
     if checker is None:
         from deepprune.answers import get_checker

@@ -25,6 +25,7 @@ from deepprune.online.generators.base import TraceProgress
 from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records, write_metrics
 
 if TYPE_CHECKING:
+    from deepprune.answers import AnswerEquivalence
     from deepprune.online.generators.base import Generator
     from deepprune.online.policies import Policy
     from deepprune.sources import Problem
@@ -56,7 +57,7 @@ def run_online(
     reference: Policy | None = None,
     seed: int = 0,
     resume_dir: str | Path | None = None,
-    checker: Any = None,
+    checker: AnswerEquivalence | None = None,
 ) -> dict[str, Any]:
     """Run ``policy`` (and ``reference``) on ``problems``; returns the metrics also written to metrics.json."""
     out_dir = Path(out_dir)
