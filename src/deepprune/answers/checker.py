@@ -125,6 +125,10 @@ class AnswerChecker:
     a time; the fast path and cache hits do not wait for it.
     """
 
+    # Bumped whenever verdicts change, so verdicts stored on disk can be told apart (2: quotes, currency,
+    # equations naming a value compared by value).
+    SEMANTICS_VERSION = 2
+
     def __init__(
         self,
         timeout_s: float = 2.0,
