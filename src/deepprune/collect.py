@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from deepprune.runtime import CONF_DIR, get_logger, progress
+from deepprune.validation import check_int_at_least
 
 log = get_logger("deepprune.collect")
 
@@ -88,8 +89,9 @@ def collect(problems, generator, n: int, seed: int, output: Path, keep_confidenc
 def main(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
-    if int(cfg.n) < 1:
-        raise ValueError(f"n={cfg.n}: traces per problem must be >= 1")
+    check_int_at_least("n", cfg.n, 1)
+    check_int_at_least("seed", cfg.seed, 0)
+    check_int_at_least("max_problems", cfg.max_problems, 1, allow_none=True)  # -1 would slice off the last one
     where = f"problems ({cfg.problems.get('path') or cfg.problems._target_})"
     problems = instantiate(cfg.problems)[: cfg.max_problems]
     if not problems:

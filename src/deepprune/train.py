@@ -16,12 +16,46 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from deepprune.runtime import CONF_DIR, get_logger, write_json, write_metrics
+from deepprune.validation import check_int_at_least, check_probability
 
 log = get_logger(__name__)
 
 
+_ABSENT = object()
+
+# integer settings >= 1 (null allowed where it means "no limit"/"default"), checked where the key exists: the
+# truncation keys live in data.* or in the `truncation` group depending on the config
+_AT_LEAST_ONE = {
+    "trainer.max_epochs": True,  # -1 would mean "forever" to Lightning
+    "data.batch_size": False,
+    "data.eval_batch_size": False,
+    "data.token_k": True,
+    "data.word_k": True,
+    "truncation.k": True,
+    "scale.token_k": True,
+    "scale.word_k": True,
+}
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Reject bad settings with the offending key, before any trace, model or trainer is loaded."""
+    check_int_at_least("seed", cfg.seed, 0)
+    for key, allow_none in _AT_LEAST_ONE.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT:
+            check_int_at_least(key, value, 1, allow_none=allow_none)
+    for key in ("data.val_fraction", "data.test_fraction"):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            check_probability(key, value)
+    traces = OmegaConf.select(cfg, "data.group_batch_traces", default=None)
+    if traces is not None:
+        check_int_at_least("data.group_batch_traces", traces, 2)
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit, test and export one judge as configured; returns the best value of `cfg.optimized_metric`."""
+    check_train_config(cfg)  # before the imports too: a bad value stops in about a second
     import lightning as L
     from hydra.utils import instantiate
 
