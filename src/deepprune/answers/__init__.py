@@ -6,6 +6,7 @@ votes and accuracy.
 - :mod:`~deepprune.answers.checker`: :class:`AnswerChecker` (math-verify, symmetric or directional, with the
   pre-processing that fixes its known misreadings) and the protocols consumers type with (:class:`AnswerClasses`,
   :class:`AnswerEquivalence`, :class:`AnswerChecking`).
+- :mod:`~deepprune.answers.markers`: thought and solution markers (:class:`Markers`, :func:`split_thought`).
 - :mod:`~deepprune.answers.normal`: answer normal forms and the comparisons that need no sympy.
 - :mod:`~deepprune.answers.pool` and :mod:`~deepprune.answers.worker`: the math-verify subprocess and its pool.
 
