@@ -63,6 +63,23 @@ def traces_per_problem(generator: Any, problems: list, n: int | None) -> int:
     return n
 
 
+# config keys that do not change a problem's outcome: where files go, which problems run, where to resume from
+_NOT_OUTCOME = ("paths", "hydra", "resume_dir", "max_problems", "unseen_problems_only", "task_name")
+
+
+def outcome_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without the keys that leave outcomes alone: the fingerprint a resumed run must match."""
+    from omegaconf import OmegaConf
+
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(settings, dict)
+    for key in _NOT_OUTCOME:
+        settings.pop(key, None)
+    if isinstance(settings.get("source"), dict):
+        settings["source"].pop("max_problems", None)  # selection, like max_problems
+    return settings
+
+
 def check_questions(problems: list, where: str) -> None:
     """Live generation needs a question for every problem."""
     if not problems:
@@ -108,7 +125,10 @@ def main(cfg: DictConfig) -> dict:
         cfg.n = traces_per_problem(generator, problems, cfg.n)  # the policy's n interpolates it
         policy = instantiate(cfg.policy)
         reference = ConsensusPolicy(n=cfg.n) if cfg.reference == "cons" else None
-        metrics = run_online(problems, generator, policy, cfg.paths.output_dir, reference, cfg.seed, cfg.resume_dir)
+        metrics = run_online(
+            problems, generator, policy, cfg.paths.output_dir, reference, cfg.seed, cfg.resume_dir,
+            settings=outcome_settings(cfg),
+        )  # fmt: skip
     finally:
         generator.close()
     log.info("online results (%s):\n%s", cfg.paths.output_dir, metrics_table(metrics, {"tau": cfg.tau}))

@@ -4,7 +4,8 @@
 ``conf/online.yaml``), runs it on the SAME traces (same per-problem seed, so replay hands out identical samples)
 to measure the token reduction. One record per finished problem is appended to ``<out_dir>/results.jsonl``
 (flushed line by line). Problems already recorded there, or in ``<resume_dir>/results.jsonl`` (copied over), are
-skipped, so an interrupted run resumes where it stopped. ``metrics.json`` holds the summary per policy.
+skipped, so an interrupted run resumes where it stopped; ``fingerprint.json`` holds the settings that made them,
+and a run with other settings refuses to reuse them. ``metrics.json`` holds the summary per policy.
 
 Per-problem seeds are derived from the run seed and the problem id (not its position), so skipping or
 reordering problems never changes which traces a problem gets.
@@ -15,14 +16,16 @@ overrides, writes ``sweep_summary.md`` into the sweep dir and logs the table.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepprune.online.accounting import POLICIES, POLICY, format_table, score_outcome, summarize
 from deepprune.online.generators.base import TraceProgress
-from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records, write_metrics
+from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records, write_json, write_metrics
 
 if TYPE_CHECKING:
     from deepprune.answers import AnswerEquivalence
@@ -35,6 +38,10 @@ log = get_logger(__name__)
 __all__ = ["drop_seen_problems", "problem_seed", "run_online", "metrics_table", "SweepSummary", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.jsonl"
+FINGERPRINT_FILE = "fingerprint.json"
+# the policy attributes that change outcomes (those a policy has), and the judge's
+_POLICY_KEYS = ("n", "tau", "max_clusters", "k1", "k2", "k3", "warmup", "window", "percentile", "when_full")
+_JUDGE_KEYS = ("p", "name", "model_name", "max_tokens", "max_length", "export_dir", "kind")
 TABLE_COLUMNS = ("policy", "problems", "accuracy", "tokens_mean", "token_reduction", "judge_calls_mean", "pass_at_k")
 
 
@@ -58,22 +65,39 @@ def run_online(
     seed: int = 0,
     resume_dir: str | Path | None = None,
     checker: AnswerEquivalence | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``policy`` (and ``reference``) on ``problems``; returns the metrics also written to metrics.json."""
+    """Run ``policy`` (and ``reference``) on ``problems``; returns the metrics also written to metrics.json.
+
+    ``settings`` (JSON values) are everything that changes a problem's outcome; the entry passes its resolved
+    config. ``None`` takes the seed and the policies' own settings (:func:`policy_settings`). They are stored in
+    ``<out_dir>/fingerprint.json``; finished problems are reused (from ``out_dir`` or ``resume_dir``) only when
+    their run stored the same settings, otherwise the run stops and names the settings that differ.
+    """
     out_dir = Path(out_dir)
     results = out_dir / RESULTS_FILE
+    if settings is None:
+        settings = {"seed": seed, "policy": policy_settings(policy), "reference": policy_settings(reference)}
+    settings = json.loads(json.dumps(settings, default=str))  # plain JSON values, as they read back from disk
     done = {r["problem_id"]: r for r in read_jsonl_records(results)}
+    previous_records: list[dict[str, Any]] = []
     if resume_dir is not None and Path(resume_dir).resolve() != out_dir.resolve():
         previous = Path(resume_dir) / RESULTS_FILE
         if not previous.is_file():
             raise FileNotFoundError(f"resume_dir: {previous} does not exist")
-        for rec in read_jsonl_records(previous):
-            if rec["problem_id"] not in done:
-                append_jsonl(results, rec)
-                done[rec["problem_id"]] = rec
-    other = sorted({r.get("policy") for r in done.values()} - {policy.name}, key=str)
+        previous_records = read_jsonl_records(previous)
+    other = sorted({r.get("policy") for r in [*done.values(), *previous_records]} - {policy.name}, key=str)
     if other:
         raise ValueError(f"{results}: holds results of policy {other}, not {policy.name!r}; use a fresh run dir")
+    if done:
+        check_fingerprint(out_dir, settings)
+    if previous_records:
+        check_fingerprint(Path(resume_dir), settings)  # type: ignore[arg-type]
+    write_json(out_dir / FINGERPRINT_FILE, {"settings": settings, "sha256": _digest(settings)})
+    for rec in previous_records:
+        if rec["problem_id"] not in done:
+            append_jsonl(results, rec)
+            done[rec["problem_id"]] = rec
     if done:
         log.info("resuming: %d of %d problems already done", len(done), len(problems))
 
@@ -94,6 +118,62 @@ def run_online(
     metrics = compute_metrics(records)
     write_metrics(metrics, out_dir)
     return metrics
+
+
+def policy_settings(policy: Policy | None) -> dict[str, Any] | None:
+    """What of a policy changes outcomes, as JSON values: its name, numeric settings, prefix rule and judge."""
+    if policy is None:
+        return None
+    out: dict[str, Any] = {"name": policy.name}
+    for key in _POLICY_KEYS:
+        value = getattr(policy, key, None)
+        if value is None or isinstance(value, bool | int | float | str):
+            out[key] = value
+    prefix = getattr(policy, "prefix", None)
+    if prefix is not None:
+        record = getattr(prefix, "to_record", None)
+        out["prefix"] = record() if callable(record) else repr(prefix)
+    judge = getattr(policy, "judge", None)
+    if judge is not None:
+        simple = {k: v for k, v in vars(judge).items() if k in _JUDGE_KEYS and isinstance(v, bool | int | float | str)}
+        out["judge"] = {"class": type(judge).__qualname__, **simple}
+    return out
+
+
+def check_fingerprint(run_dir: Path, settings: Mapping[str, Any]) -> None:
+    """Stop unless ``run_dir``'s stored settings equal ``settings`` (its results are then reusable)."""
+    path = run_dir / FINGERPRINT_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"{run_dir / RESULTS_FILE} has results but no {FINGERPRINT_FILE}, so the settings they were made with "
+            "are unknown (a run from before fingerprints): use a fresh run dir, or resume_dir=null"
+        )
+    stored = json.loads(path.read_text(encoding="utf-8")).get("settings")
+    if stored == settings:
+        return
+    before, after = _flatten(stored or {}), _flatten(settings)
+    unset = "<unset>"
+    changed = [k for k in sorted(before.keys() | after.keys()) if before.get(k, unset) != after.get(k, unset)]
+    shown = ", ".join(f"{k}: {before.get(k, unset)!r} -> {after.get(k, unset)!r}" for k in changed[:6])
+    more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+    raise ValueError(
+        f"{run_dir / RESULTS_FILE} was made with other settings ({shown}{more}); reusing its results would mix "
+        "and mislabel them: use the same settings, or a fresh run dir (resume_dir=null)"
+    )
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _digest(settings: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def compute_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
