@@ -22,11 +22,13 @@ from dataclasses import replace
 
 import numpy as np
 
+from deepprune.judge.scorers import EmbeddingScorer
 from deepprune.online.clustering import greedy_cluster
-from deepprune.online.generators.base import PrefixRule, TraceState
+from deepprune.online.generators.base import TraceState
 from deepprune.online.generators.replay import ReplayGenerator
-from deepprune.online.judges import EmbeddingJudge
+from deepprune.online.judges import ScorerJudge
 from deepprune.sources.champ import load_champ_traces
+from deepprune.truncation import TokenPrefix
 
 
 class MatrixJudge:
@@ -54,12 +56,12 @@ def prefix_states(problems: int, prefix_k: int) -> list[list[TraceState]]:
     out = []
     for i, problem in enumerate(gen.problems()):
         states = gen.start(problem, gen.available(problem.problem_id), seed=i)
-        gen.advance(states, until=PrefixRule("tokens", prefix_k).reached)
+        gen.advance(states, until=TokenPrefix(prefix_k, tokenizer=None).reached)
         out.append([replace(s) for s in states])
     return out
 
 
-def full_matrix(judge: EmbeddingJudge, states: list[TraceState]) -> np.ndarray:
+def full_matrix(judge: ScorerJudge, states: list[TraceState]) -> np.ndarray:
     n = len(states)
     m = np.zeros((n, n))
     pairs = [(a, b) for a in states for b in states]
@@ -78,7 +80,7 @@ def main() -> None:
     t0 = time.perf_counter()
     groups = prefix_states(args.problems, args.prefix_k)
     say(f"loaded {len(groups)} problems x {len(groups[0])} traces in {time.perf_counter() - t0:.1f}s")
-    judge = EmbeddingJudge()
+    judge = ScorerJudge(EmbeddingScorer)
     first_pass = []
     for states in groups:
         t = time.perf_counter()

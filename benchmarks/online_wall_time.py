@@ -62,15 +62,17 @@ def run_policy(policy, problems, generator, seed: int) -> dict:
 
 def main(args: argparse.Namespace) -> dict:
     from deepprune.assets import smollm2_hf_dir
-    from deepprune.online.generators.base import PrefixRule
+    from deepprune.judge.scorers import EmbeddingScorer
     from deepprune.online.generators.vllm import VLLMGenerator
-    from deepprune.online.judges import EmbeddingJudge
+    from deepprune.online.judges import ScorerJudge
     from deepprune.online.policies import ConsensusPolicy, DeepPrunePolicy
     from deepprune.sources.champ import load_champ_problems
+    from deepprune.truncation import TokenPrefix
+    from deepprune.vllm_engine import EngineSettings
 
     problems = load_champ_problems(max_problems=args.problems)
     model = args.model or str(smollm2_hf_dir(args.cache_dir))
-    judge = EmbeddingJudge()
+    judge = ScorerJudge(EmbeddingScorer)
     deepprune = DeepPrunePolicy(
         judge,
         n=args.n,
@@ -78,18 +80,18 @@ def main(args: argparse.Namespace) -> dict:
         max_clusters=args.max_clusters,
         k2=args.k2,
         k3=args.k3,
-        prefix=PrefixRule("tokens", args.prefix_tokens),
+        prefix=TokenPrefix(args.prefix_tokens, tokenizer=None),
     )
     cons = ConsensusPolicy(n=args.n)
     started = time.perf_counter()
     generator = VLLMGenerator(
         model=model,
         max_tokens=args.max_tokens,
-        dtype=args.dtype,
-        max_model_len=args.max_model_len,
-        seed=args.seed,
-        cpu_kvcache_space_gb=1,
-    )
+        engine=EngineSettings(
+            dtype=args.dtype, max_model_len=args.max_model_len, seed=args.seed, enable_prefix_caching=True,
+            cpu_kvcache_space_gb=1,
+        ),
+    )  # fmt: skip
     engine_start_s = time.perf_counter() - started
     runs: dict[str, list[dict]] = {"deepprune": [], "cons": []}
     try:

@@ -124,19 +124,25 @@ def test_wandb_logger_offline(tmp_path, monkeypatch):
 @pytest.mark.parametrize("truncation", options("truncation"))
 def test_data_configs_instantiate(tmp_path, data, truncation):
     from deepprune.judge.datamodule import PairDataModule
+    from deepprune.truncation import PrefixRule
 
     cfg = make_cfg(tmp_path, f"data={data}", f"truncation={truncation}")
-    assert cfg.data.truncation == truncation
-    dm = instantiate(cfg.data, head=None, sampler=instantiate(cfg.sampler))
+    rule = instantiate(cfg.truncation)
+    # the CPU scale of conf/train.yaml: 128 judge tokens, or the paper's 25 reasoning words
+    assert (
+        isinstance(rule, PrefixRule)
+        and (rule.kind, rule.k) == ({"tokens": ("tokens", 128), "words": ("words", 25)}[truncation])
+    )
+    dm = instantiate(cfg.data, head=None, truncation=rule, sampler=instantiate(cfg.sampler))
     assert isinstance(dm, PairDataModule) and callable(dm.traces_source)  # traces load only in setup()
-    assert dm.truncation == truncation and dm.seed == cfg.seed
+    assert dm.truncation == rule and dm.seed == cfg.seed
 
 
 def test_optuna_search_config(tmp_path):
     cfg = make_cfg(tmp_path, "hparams_search=optuna")
     assert cfg.hydra.mode.name == "MULTIRUN"
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "maximize"
-    assert set(cfg.hydra.sweeper.params) == {"optimizer.lr", "loss", "sampler", "data.truncation"}
+    assert set(cfg.hydra.sweeper.params) == {"optimizer.lr", "loss", "sampler", "truncation"}
 
 
 def test_wandb_sweep_definition_uses_valid_overrides(tmp_path):
@@ -148,7 +154,7 @@ def test_wandb_sweep_definition_uses_valid_overrides(tmp_path):
         value = spec["values"][-1] if "values" in spec else spec["min"]
         overrides.append(f"{key}={value}")
     cfg = make_cfg(tmp_path, *overrides)
-    assert cfg.data.truncation == "words" and cfg.optimizer.lr == pytest.approx(1e-5)
+    assert cfg.truncation._target_.endswith("WordPrefix") and cfg.optimizer.lr == pytest.approx(1e-5)
 
 
 def test_module_config_and_default_model(tmp_path):

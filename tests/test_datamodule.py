@@ -6,6 +6,7 @@ import torch
 from deepprune.judge.datamodule import PairCollator, PairDataModule
 from deepprune.judge.samplers import oversample
 from deepprune.traces import Trace
+from deepprune.truncation import WordPrefix
 
 MODELS = ("m1", "m2", "m3")
 
@@ -51,8 +52,7 @@ def make_dm(**kw):
     args = dict(
         traces=make_traces(),
         head=CharHead(),
-        truncation="words",
-        word_k=2,
+        truncation=WordPrefix(2),
         test_models=["m3"],
         val_fraction=0.2,
         test_fraction=0.3,
@@ -158,7 +158,7 @@ def test_unknown_model_is_reported_with_models_present():
 
 
 def test_bad_options_are_rejected_early():
-    with pytest.raises(ValueError, match="truncation"):
+    with pytest.raises(TypeError, match="PrefixRule"):
         PairDataModule(traces=[], truncation="chars", test_models=["m3"])
     with pytest.raises(ValueError, match="test_models"):
         PairDataModule(traces=[], split="model")

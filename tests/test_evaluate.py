@@ -1,4 +1,4 @@
-"""Offline evaluation: pair sampling, truncation settings, resumable scoring, the scorers and the entry point."""
+"""Offline evaluation: pair sampling, prefix rules, resumable scoring, the scorers and the entry point."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from deepprune.evaluate import evaluate
-from deepprune.judge.scorers import (
-    EmbeddingScorer,
-    HeadScorer,
-    ZeroShotLLMScorer,
-    sample_pairs,
-    score_pairs_resumable,
-    truncator_from_settings,
-)
+from deepprune.judge.evaluation import sample_pairs, score_pairs_resumable
+from deepprune.judge.scorers import EmbeddingScorer, HeadScorer, ZeroShotLLMScorer
 from deepprune.runtime import CONF_DIR, read_jsonl_records
 from deepprune.traces import Trace, write_traces
+from deepprune.truncation import WordPrefix, rule_from_record
 
 
 def _traces() -> list[Trace]:
@@ -57,16 +52,16 @@ def test_sample_pairs_stratified_and_seeded():
     ]
 
 
-def test_truncator_from_settings(tiny_tokenizer):
-    words = truncator_from_settings({"kind": "words", "k": 2, "words": ["wait", "thus"]})
+def test_rule_from_record(tiny_tokenizer):
+    words = rule_from_record({"kind": "words", "k": 2, "words": ["wait", "thus"]})
     assert words("a wait b thus c wait d") == "a wait b thus"
-    tokens = truncator_from_settings({"kind": "tokens", "k": 3}, tiny_tokenizer)
+    tokens = rule_from_record({"kind": "tokens", "k": 3}, tiny_tokenizer)
     text = "Wait, so the answer is 42 and more"
     assert tiny_tokenizer.encode(tokens(text)) == tiny_tokenizer.encode(text)[:3]
-    with pytest.raises(ValueError, match="needs a tokenizer"):
-        truncator_from_settings({"kind": "tokens", "k": 3})
-    with pytest.raises(ValueError, match="tokens, words or none"):
-        truncator_from_settings({"kind": "chars", "k": 3})
+    with pytest.raises(ValueError, match="tokenizer"):
+        rule_from_record({"kind": "tokens", "k": 3}).cut(text)
+    with pytest.raises(ValueError, match="'tokens' or 'words'"):
+        rule_from_record({"kind": "chars", "k": 3})
 
 
 class CountingScorer:
@@ -135,14 +130,14 @@ def test_evaluate_exported_judge_end_to_end(tmp_path, tiny_classifier_head):
             "source=jsonl",
             f"source.path={trace_file}",
             "test_models=[m-a,m-b]",
-            "scorer=exported",
-            f"scorer.path={export}",
+            "judge=exported",
+            f"judge.export_dir={export}",
         ],
     )
     result = evaluate(cfg)
     out = tmp_path / "out"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["truncation"] == {"kind": "words", "k": 2}  # the export's rule, not data.*
+    assert metrics["truncation"] == WordPrefix(2).to_record()  # the export's rule, not the truncation group
     assert metrics["pairs"] == 30 and metrics["excluded_traces"] == 2
     assert set(metrics["metrics"]) == {"m-a", "m-b", "average"}
     assert metrics["metrics"]["m-a"]["n"] == 15 and metrics["metrics"]["m-a"]["pos"] == 7
@@ -156,6 +151,31 @@ def test_evaluate_exported_judge_end_to_end(tmp_path, tiny_classifier_head):
     # a rerun in the same dir resumes: nothing is rescored, the same metrics come out
     assert evaluate(cfg)["metrics"] == result["metrics"]
     assert len(read_jsonl_records(out / "scores.jsonl")) == 30
+    # the old spelling still works for a release (scorer=exported scorer.path=...), with the same scores
+    old = _compose(tmp_path, ["source=jsonl", f"source.path={trace_file}", "test_models=[m-a,m-b]",
+                              "scorer=exported", f"scorer.path={export}"])  # fmt: skip
+    assert old.scorer.path == str(export)
+    # ... but it is another evaluation (the judge config differs), so it refuses to reuse the scores (issue 10.8)
+    with pytest.raises(ValueError, match="different evaluation"):
+        evaluate(old)
+    old_result = evaluate(_compose(tmp_path / "old", [*old_overrides(trace_file), f"scorer.path={export}"]))
+    assert old_result["metrics"] == result["metrics"]
+
+
+def old_overrides(trace_file):
+    return ["source=jsonl", f"source.path={trace_file}", "test_models=[m-a,m-b]", "scorer=exported"]
+
+
+def test_evaluate_refuses_scores_of_another_judge(tmp_path):
+    """Issue 10.8: a rerun in the same run dir with another judge must not report the old judge's scores."""
+    trace_file = write_traces(tmp_path / "traces.jsonl", _traces())
+    base = ["source=jsonl", f"source.path={trace_file}", "test_models=[m-a]", "max_pairs=4"]
+    first = evaluate(_compose(tmp_path, [*base, "judge.scorer.max_tokens=16"]))
+    assert first["pairs"] == 4
+    with pytest.raises(ValueError, match=r"different evaluation \(changed: \['judge'\]\)"):
+        evaluate(_compose(tmp_path, [*base, "judge.scorer.max_tokens=8"]))
+    with pytest.raises(ValueError, match=r"changed: \['truncation'\]"):
+        evaluate(_compose(tmp_path, [*base, "judge.scorer.max_tokens=16", "truncation=words"]))
 
 
 def test_evaluate_rejects_unknown_test_model(tmp_path):
@@ -168,8 +188,8 @@ def test_evaluate_rejects_unknown_test_model(tmp_path):
 def test_evaluate_zero_shot_llm_config(tmp_path, deepprune_cache_dir):
     trace_file = write_traces(tmp_path / "traces.jsonl", _traces())
     overrides = ["source=jsonl", f"source.path={trace_file}", "test_models=null", "max_pairs=6"]
-    overrides += ["scorer=zeroshot_llm", "model=tiny", "model.finetune=frozen", "truncation=words", "data.word_k=1"]
+    overrides += ["judge=zeroshot_llm", "model=tiny", "model.finetune=frozen", "truncation=words", "truncation.k=1"]
     result = evaluate(_compose(tmp_path, overrides))
     assert result["pairs"] == 6 and result["test_models"] == ["m-a", "m-b"]
-    assert result["truncation"] == {"kind": "words", "k": 1, "words": None}
+    assert result["truncation"] == WordPrefix(1).to_record()
     assert all(0 < r["score"] < 1 for r in read_jsonl_records(tmp_path / "out" / "scores.jsonl"))

@@ -12,9 +12,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from deepprune.export import export
-from deepprune.judge.export import JUDGE_FILE, export_head, load_head, load_scorer
+from deepprune.judge.export import JUDGE_FILE, export_head, load_head
 from deepprune.judge.heads import classifier_head, generative_head
-from deepprune.judge.scorers import HeadScorer, PairScorer, SiameseScorer
+from deepprune.judge.scorers import HeadScorer, PairScorer, SiameseScorer, load_scorer
 from deepprune.runtime import CONF_DIR
 
 PAIRS = [
@@ -109,13 +109,19 @@ def test_meta_may_not_contradict_head(tiny_qwen3_dir, tiny_bert_dir, tmp_path):
         export_head(head, tmp_path, {"kind": "generative"})
 
 
-def _fake_training_run(run_dir: Path, model_cfg: str, head) -> Path:
+RULE_CONFIGS = {
+    # the `truncation` group, as conf/train.yaml composes it today
+    "group": "truncation:\n  _target_: deepprune.truncation.WordPrefix\n  k: 5\n  words: [wait, thus]\n",
+    # a run from before the group: the rule was data.* keys
+    "legacy": "data:\n  truncation: words\n  token_k: 64\n  word_k: 5\n  reasoning_words: [wait, thus]\n",
+}
+
+
+def _fake_training_run(run_dir: Path, model_cfg: str, head, rule_cfg: str = RULE_CONFIGS["group"]) -> Path:
     """A run dir as the training entry point leaves it: .hydra/config.yaml + a Lightning-style checkpoint."""
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "config.yaml").write_text(
-        "paths:\n  cache_dir: ${oc.env:DEEPPRUNE_CACHE_DIR}\n"
-        f"model:\n{model_cfg}"
-        "data:\n  truncation: words\n  token_k: 64\n  word_k: 5\n  reasoning_words: [wait, thus]\n"
+        f"paths:\n  cache_dir: ${{oc.env:DEEPPRUNE_CACHE_DIR}}\nmodel:\n{model_cfg}{rule_cfg}"
     )
     ckpt = run_dir / "checkpoints" / "best.ckpt"
     ckpt.parent.mkdir()
@@ -124,8 +130,8 @@ def _fake_training_run(run_dir: Path, model_cfg: str, head) -> Path:
     return ckpt
 
 
-@pytest.mark.parametrize("finetune", ["full", "lora"])
-def test_export_entry_point_from_checkpoint(finetune, tiny_qwen3_dir, tiny_bert_dir, tmp_path):
+@pytest.mark.parametrize(("finetune", "layout"), [("full", "group"), ("lora", "group"), ("full", "legacy")])
+def test_export_entry_point_from_checkpoint(finetune, layout, tiny_qwen3_dir, tiny_bert_dir, tmp_path):
     from deepprune.judge.heads import tiny
 
     torch.manual_seed(1)
@@ -136,7 +142,7 @@ def test_export_entry_point_from_checkpoint(finetune, tiny_qwen3_dir, tiny_bert_
         "  _target_: deepprune.judge.heads.tiny\n  cache_dir: ${paths.cache_dir}\n"
         f"  finetune: {finetune}\n  lora_r: 4\n  lora_alpha: 8\n  lora_dropout: 0.0\n"
     )
-    ckpt = _fake_training_run(tmp_path / "run", model_cfg, head)
+    ckpt = _fake_training_run(tmp_path / "run", model_cfg, head, RULE_CONFIGS[layout])
     out = tmp_path / "exported"
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="export", overrides=[f"ckpt_path={ckpt}", f"out_dir={out}"])

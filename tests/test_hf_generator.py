@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deepprune.online.generators.base import Generator, PrefixRule, derive_seed
+from deepprune.online.generators.base import Generator, derive_seed
 from deepprune.sources import Problem
+from deepprune.truncation import TokenPrefix
 
 PROBLEM = Problem("p1", "What is 2 + 2?", gold="4")
 
@@ -30,7 +31,7 @@ def test_contract_and_fresh_states(hf_gen) -> None:
 
 def test_prefix_cut_is_exact_then_continuation_adds_up(hf_gen) -> None:
     states = hf_gen.start(PROBLEM, 3, seed=1)
-    hf_gen.advance(states, until=PrefixRule("tokens", 7).reached)  # 7 is not a multiple of chunk_tokens=5
+    hf_gen.advance(states, until=TokenPrefix(7, tokenizer=None).reached)  # 7 is not a multiple of chunk_tokens=5
     for s in states:
         assert s.num_tokens == 7 and len(s.token_confidences) == 7 and not s.finished
         assert s.text == hf_gen.tokenizer.decode(hf_gen._ids[s.index], skip_special_tokens=True)
@@ -62,7 +63,7 @@ def test_confidences_match_independent_forward(hf_gen) -> None:
     import torch
 
     states = hf_gen.start(PROBLEM, 1, seed=5)
-    hf_gen.advance(states, until=PrefixRule("tokens", 6).reached)
+    hf_gen.advance(states, until=TokenPrefix(6, tokenizer=None).reached)
     ids = hf_gen._prompt + hf_gen._ids[0]
     with torch.no_grad():
         logits = hf_gen.model(torch.tensor([ids])).logits[0].float()
@@ -79,7 +80,7 @@ def test_eos_finishes_and_extracts_answer(tiny_qwen3_dir: Path) -> None:
 
     gen = HFGenerator(model=tiny_qwen3_dir, max_tokens=12, chunk_tokens=4, temperature=0.0)
     first = gen.start(PROBLEM, 1, seed=0)
-    gen.advance(first, until=PrefixRule("tokens", 8).reached)
+    gen.advance(first, until=TokenPrefix(8, tokenizer=None).reached)
     greedy = gen._ids[0]
     # pretend the first greedy token not seen before (after position 0) is EOS: the trace must end right there
     cut = next((j for j in range(1, 8) if greedy[j] not in greedy[:j]), 0) + 1

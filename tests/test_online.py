@@ -12,7 +12,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from deepprune.online.accounting import ProblemOutcome
-from deepprune.online.generators.base import PrefixRule
 from deepprune.online.generators.replay import ReplayGenerator, WhitespaceTokenizer
 from deepprune.online.judges import ConstantJudge
 from deepprune.online.policies import ConsensusPolicy, DeepPrunePolicy
@@ -20,6 +19,7 @@ from deepprune.online.runner import compute_metrics, problem_seed, run_online, s
 from deepprune.runtime import CONF_DIR, read_jsonl_records
 from deepprune.sources import Problem
 from deepprune.traces import Trace, write_traces
+from deepprune.truncation import TokenPrefix
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def small_traces() -> list[Trace]:
 
 def runner_parts():
     gen = ReplayGenerator(small_traces(), tokenizer=WhitespaceTokenizer(), shuffle=False)
-    policy = DeepPrunePolicy(ConstantJudge(1.0), n=4, k2=2, prefix=PrefixRule("tokens", 2), checker=C)
+    policy = DeepPrunePolicy(ConstantJudge(1.0), n=4, k2=2, prefix=TokenPrefix(2, tokenizer=None), checker=C)
     return gen, policy, ConsensusPolicy(n=4, checker=C)
 
 
@@ -103,7 +103,7 @@ def test_resume_skips_finished_problems(tmp_path):
             calls.append(problem.problem_id)
             return super().run(problem, generator, seed)
 
-    counting = Counting(ConstantJudge(1.0), n=4, k2=2, prefix=PrefixRule("tokens", 2), checker=C)
+    counting = Counting(ConstantJudge(1.0), n=4, k2=2, prefix=TokenPrefix(2, tokenizer=None), checker=C)
     second = tmp_path / "second"
     metrics = run_online(problems, gen, counting, second, ref, seed=1, resume_dir=first, checker=C)
     assert calls == ["p3"]
@@ -156,9 +156,11 @@ def test_every_policy_config_instantiates(policy):
     p = instantiate(cfg.policy)
     assert p.n == 18
     if policy == "deepprune":
-        assert (p.max_clusters, p.k1, p.k2, p.k3, p.prefix.k) == (6, 20, 6, 8, 100)  # CPU scale
+        assert (p.max_clusters, p.k1, p.k2, p.k3, p.rule.k) == (6, 20, 6, 8, 100)  # CPU scale
+        # a judge with no rule of its own reads the first 100 tokens the generating model generated
+        assert p.prefix is None and p.rule.to_record() == {"kind": "tokens", "k": 100, "tokenizer": None}
         paper = instantiate(compose_online("judge=constant", "scale=null").policy)
-        assert (paper.tau, paper.max_clusters, paper.k1, paper.k2, paper.k3, paper.prefix.k) == (
+        assert (paper.tau, paper.max_clusters, paper.k1, paper.k2, paper.k3, paper.rule.k) == (
             0.5,
             16,
             20,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepprune.online.generators.base import PrefixRule
 from deepprune.online.generators.replay import ReplayGenerator, WhitespaceTokenizer
 from deepprune.online.judges import ConstantJudge, OracleJudge
 from deepprune.online.policies import (
@@ -17,6 +16,7 @@ from deepprune.online.policies import (
 )
 from deepprune.sources import Problem
 from deepprune.traces import Trace
+from deepprune.truncation import TokenPrefix
 
 
 class ExactChecker:
@@ -56,7 +56,7 @@ def replay(spec=SPEC, **kw) -> ReplayGenerator:
 
 def deepprune(judge, **kw) -> DeepPrunePolicy:
     kw.setdefault("n", 6)
-    kw.setdefault("prefix", PrefixRule("tokens", 3))
+    kw.setdefault("prefix", TokenPrefix(3, tokenizer=None))
     return DeepPrunePolicy(judge, checker=C, **kw)
 
 
@@ -165,29 +165,29 @@ def test_bad_deepprune_arguments(kwargs):
 
 def test_exported_judge_scores_both_orders_and_counts_tokens(tmp_path):
     from deepprune.online.generators.base import TraceState
-    from deepprune.online.judges import ExportedJudge
+    from deepprune.online.judges import ScorerJudge, exported_judge
 
     class OrderBiased:
         def score(self, pairs):
             return np.array([0.9 if a < b else 0.5 for a, b in pairs])
 
-    judge = ExportedJudge(tmp_path)
-    judge._scorer = OrderBiased()
+    judge = ScorerJudge(OrderBiased())
     a, b = TraceState(0, 0, text="a", num_tokens=3), TraceState(1, 1, text="b", num_tokens=4)
     assert judge.score([(a, b), (b, a)]).tolist() == pytest.approx([0.7, 0.7])
     assert judge.input_tokens([(a, b)]) == 2 * (3 + 4)
-    one_way = ExportedJudge(tmp_path, symmetric=False)
-    one_way._scorer = OrderBiased()
+    one_way = ScorerJudge(OrderBiased, symmetric=False)  # a factory: built on first use
     assert one_way.score([(a, b), (b, a)]).tolist() == [0.9, 0.5]
     assert one_way.input_tokens([(a, b)]) == 7
     with pytest.raises(FileNotFoundError, match="export_dir"):
-        ExportedJudge(tmp_path / "missing")
+        exported_judge(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="not a deepprune judge export"):
+        exported_judge(tmp_path)  # a folder without deepprune_judge.json, before any model loads
 
 
 def test_exported_judge_reads_an_order_invariant_judge_once(tmp_path):
     """A siamese export scores each pair once, embeds all prefixes in prepare(), and counts one reading."""
     from deepprune.online.generators.base import TraceState
-    from deepprune.online.judges import ExportedJudge
+    from deepprune.online.judges import ScorerJudge
 
     class Invariant:
         order_invariant = True
@@ -202,13 +202,12 @@ def test_exported_judge_reads_an_order_invariant_judge_once(tmp_path):
             self.scored.append(list(pairs))
             return np.full(len(pairs), 0.25)
 
-    judge = ExportedJudge(tmp_path)
-    judge._scorer = Invariant()
+    judge = ScorerJudge(Invariant())
     a, b = TraceState(0, 0, text="a", num_tokens=3), TraceState(1, 1, text="b", num_tokens=4)
     judge.prepare([a, b])
-    assert judge._scorer.embedded == [["a", "b"]]
+    assert judge.scorer.embedded == [["a", "b"]]
     assert judge.score([(a, b)]).tolist() == [0.25]
-    assert judge._scorer.scored == [[("a", "b")]]
+    assert judge.scorer.scored == [[("a", "b")]]
     assert judge.input_tokens([(a, b)]) == 3 + 4
 
 

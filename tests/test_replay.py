@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from deepprune.online.generators.base import PrefixRule, TraceState, derive_seed
+from deepprune.online.generators.base import TraceState, derive_seed
 from deepprune.online.generators.replay import ReplayGenerator, WhitespaceTokenizer
 from deepprune.sources import Problem
 from deepprune.traces import Trace
+from deepprune.truncation import TokenPrefix, WordPrefix
 
 P = Problem("p1", "question?", gold="4")
 
@@ -38,7 +39,7 @@ def test_start_returns_fresh_states_with_derived_seeds():
 def test_prefix_by_tokens_then_to_the_end():
     g = gen(make(["one two three four five", "six seven"]))
     s = g.start(P, 2, seed=0)
-    g.advance(s, until=PrefixRule("tokens", 3).reached)
+    g.advance(s, until=TokenPrefix(3, tokenizer=None).reached)
     assert [(x.text, x.num_tokens, x.finished) for x in s] == [("one two three", 3, False), ("six seven", 2, True)]
     assert s[1].answer == "4" and s[0].answer is None
     g.advance(s)
@@ -50,7 +51,7 @@ def test_prefix_by_tokens_then_to_the_end():
 
 def test_prefix_by_reasoning_words_matches_token_by_token_checking():
     text = "so we start. Wait, that is wrong. Thus x=4 since waiting helps"
-    rule = PrefixRule("words", 2, words=("wait", "thus", "since"))
+    rule = WordPrefix(2, words=("wait", "thus", "since"))
     g = gen(make([text]))
     s = g.start(P, 1, seed=0)
     g.advance(s, until=rule.reached)  # fast path
@@ -60,7 +61,7 @@ def test_prefix_by_reasoning_words_matches_token_by_token_checking():
     # the 2nd word ("Thus") counts once the next character arrives, i.e. with the token after it
     assert s[0].text == t[0].text == "so we start. Wait, that is wrong. Thus x=4"
     assert s[0].num_tokens == t[0].num_tokens == 9
-    assert rule.cut_words(text) == "so we start. Wait, that is wrong. Thus"
+    assert rule.cut(text) == rule.judge_text(s[0]) == "so we start. Wait, that is wrong. Thus"
 
 
 def test_sampling_errors_and_allow_fewer():
@@ -99,7 +100,7 @@ def test_num_tokens_from_the_trace_and_proportional_reveal():
     traces = make(["abcdefghij"], num_tokens=5)
     g = gen(traces)
     s = g.start(P, 1, seed=0)
-    g.advance(s, until=PrefixRule("tokens", 2).reached)
+    g.advance(s, until=TokenPrefix(2, tokenizer=None).reached)
     assert (s[0].num_tokens, s[0].text) == (2, "abcd")
     g.advance(s)
     assert (s[0].num_tokens, s[0].finished) == (5, True)
@@ -114,7 +115,7 @@ def test_token_confidences_are_revealed_with_the_tokens():
     traces = make(["a b c d"], token_confidences=[1.0, 2.0, 3.0, 4.0])
     g = gen(traces)
     s = g.start(P, 1, seed=0)
-    g.advance(s, until=PrefixRule("tokens", 3).reached)
+    g.advance(s, until=TokenPrefix(3, tokenizer=None).reached)
     assert s[0].token_confidences == [1.0, 2.0, 3.0]
     bad = gen(make(["a b"], token_confidences=[1.0, 2.0, 3.0], num_tokens=2))
     with pytest.raises(ValueError, match="3 token_confidences but 2 tokens"):
@@ -124,7 +125,7 @@ def test_token_confidences_are_revealed_with_the_tokens():
 def test_release_stops_a_trace_and_peek_knows_the_final_answer():
     g = gen(make(["a b c", "d e f"], answers=["1", "2"]))
     s = g.start(P, 2, seed=0)
-    g.advance(s, until=PrefixRule("tokens", 1).reached)
+    g.advance(s, until=TokenPrefix(1, tokenizer=None).reached)
     g.release([s[0]])
     g.advance(s)
     assert (s[0].num_tokens, s[0].finished) == (1, False)
@@ -153,7 +154,7 @@ def test_problems_and_models():
 def test_qwen_tokenizer_counts_by_default():
     g = ReplayGenerator(make(["Hello world, this is a test."]), shuffle=False)
     s = g.start(P, 1, seed=0)
-    g.advance(s, until=PrefixRule("tokens", 2).reached)
+    g.advance(s, until=TokenPrefix(2, tokenizer=None).reached)
     assert s[0].text == "Hello world"
     g.advance(s)
     assert s[0].num_tokens == 8  # Hello| world|,| this| is| a| test|.

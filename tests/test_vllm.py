@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("vllm")
 psutil = pytest.importorskip("psutil")
 
-from deepprune.online.generators.base import PrefixRule  # noqa: E402
 from deepprune.sources import Problem  # noqa: E402
+from deepprune.truncation import TokenPrefix  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -35,10 +35,10 @@ def small_kv_cache():
 @pytest.fixture(scope="module")
 def vllm_gen(tiny_qwen3_dir: Path):
     from deepprune.online.generators.vllm import VLLMGenerator
+    from deepprune.vllm_engine import EngineSettings
 
-    gen = VLLMGenerator(
-        model=tiny_qwen3_dir, max_tokens=MAX_TOKENS, temperature=1.0, top_p=1.0, dtype="float32", max_model_len=512
-    )
+    engine = EngineSettings(dtype="float32", max_model_len=512, enable_prefix_caching=True)
+    gen = VLLMGenerator(model=tiny_qwen3_dir, max_tokens=MAX_TOKENS, temperature=1.0, top_p=1.0, engine=engine)
     yield gen
     gen.close()
 
@@ -61,7 +61,7 @@ def _engine_children() -> list[psutil.Process]:
 def test_abort_stops_generation_and_continuation_adds_up(vllm_gen) -> None:
     # a runner-sized seed (crc32 scale): continuation seeds then exceed int64 and must be folded into range
     states = vllm_gen.start(PROBLEM, 3, seed=2**32 + 11)
-    vllm_gen.advance(states, until=PrefixRule("tokens", 8).reached)
+    vllm_gen.advance(states, until=TokenPrefix(8, tokenizer=None).reached)
     first = [r for r in vllm_gen.requests if r["request_id"].endswith("-s0")][-3:]
     for s, rec in zip(states, sorted(first, key=lambda r: r["index"])):
         # aborted as soon as the prefix was complete: far below the budget, and what the engine streamed
@@ -139,7 +139,7 @@ def test_confidences_match_hf_top20(vllm_gen, tiny_qwen3_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     states = vllm_gen.start(PROBLEM, 1, seed=9)
-    vllm_gen.advance(states, until=PrefixRule("tokens", 6).reached)
+    vllm_gen.advance(states, until=TokenPrefix(6, tokenizer=None).reached)
     model = AutoModelForCausalLM.from_pretrained(tiny_qwen3_dir, dtype=torch.float32).eval()
     ids = vllm_gen._prompt + vllm_gen._ids[0]
     with torch.no_grad():
@@ -162,9 +162,12 @@ def test_close_leaves_no_engine_process(vllm_gen) -> None:
 def test_vllm_lora_judge_matches_hf(tiny_lora_head, tmp_path: Path) -> None:
     import torch
 
-    from deepprune.judge.export import export_head, load_scorer
+    from deepprune.judge.export import export_head
+    from deepprune.judge.scorers import load_scorer
+    from deepprune.judge.vllm_scorer import VLLMJudgeScorer
     from deepprune.online.generators.base import TraceState
-    from deepprune.online.vllm_judge import VLLMExportedJudge, VLLMJudgeScorer
+    from deepprune.online.judges import exported_judge
+    from deepprune.vllm_engine import EngineSettings
 
     torch.manual_seed(0)
     for name, param in tiny_lora_head.named_parameters():
@@ -183,7 +186,10 @@ def test_vllm_lora_judge_matches_hf(tiny_lora_head, tmp_path: Path) -> None:
     assert abs(hf - base_scores).max() > 1e-3  # the adapter changes the scores
     old = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process engine: starts in seconds
-    online = VLLMExportedJudge(export, dtype="float32", max_model_len=1024, max_lora_rank=8)
+    # judge=vllm: the one loader's vLLM backend behind the same online judge as judge=exported
+    online = exported_judge(
+        export, backend="vllm", engine=EngineSettings(dtype="float32", max_model_len=1024), max_lora_rank=8
+    )
     try:
         judge = online.scorer
         assert isinstance(judge, VLLMJudgeScorer)
@@ -208,7 +214,7 @@ def test_two_way_softmax_and_export_checks(tmp_path: Path) -> None:
     import json
     import math
 
-    from deepprune.online.vllm_judge import read_export, two_way_softmax
+    from deepprune.judge.vllm_scorer import read_export, two_way_softmax
 
     assert two_way_softmax(math.log(0.2), math.log(0.6)) == pytest.approx(0.75)
     assert two_way_softmax(-1e9, 0.0) == pytest.approx(1.0) and two_way_softmax(0.0, -1e9) == pytest.approx(0.0)

@@ -3,8 +3,8 @@
     python -m deepprune.export ckpt_path=logs/train/runs/<ts>/checkpoints/best.ckpt
     python -m deepprune.export ckpt_path=... out_dir=judges/qwen3-lora merge_lora=true
 
-The head is rebuilt from the training run's `.hydra/config.yaml`; the truncation settings of that run are
-stored in `deepprune_judge.json`, so evaluation and online pruning truncate exactly as in training.
+The head is rebuilt from the training run's `.hydra/config.yaml`; the prefix rule of that run (its `truncation`)
+is stored in `deepprune_judge.json`, so evaluation and online pruning cut exactly as in training.
 """
 
 from __future__ import annotations
@@ -21,21 +21,21 @@ log = get_logger(__name__)
 
 
 def training_meta(train_cfg: DictConfig, head: Any, ckpt_path: Path) -> dict[str, Any]:
-    """What the export records about its training run: the truncation rule (as the DataModule reports it)."""
-    from deepprune.truncation import DEFAULT_REASONING_WORDS, WordTruncator
+    """What the export records about its training run: the checkpoint and the prefix rule (its `truncation`)."""
+    from hydra.utils import instantiate
+
+    from deepprune.truncation import TokenPrefix, WordPrefix
 
     meta: dict[str, Any] = {"checkpoint": str(ckpt_path)}
-    data = train_cfg.get("data") or {}
-    if data.get("truncation") == "words":
-        meta["truncation"] = WordTruncator(
-            data.get("word_k", 25), data.get("reasoning_words") or DEFAULT_REASONING_WORDS
-        ).settings
-    elif data.get("truncation") == "tokens":
-        meta["truncation"] = {
-            "kind": "tokens",
-            "k": data.get("token_k", 500),
-            "tokenizer": head.tokenizer.name_or_path,
-        }
+    if train_cfg.get("truncation") is not None:
+        rule = instantiate(train_cfg.truncation)
+    else:  # a run from before the `truncation` group: its data.* keys
+        data = train_cfg.get("data") or {}
+        if data.get("truncation") == "words":
+            rule = WordPrefix(int(data.get("word_k", 25)), data.get("reasoning_words"))
+        else:
+            rule = TokenPrefix(int(data.get("token_k", 500)))
+    meta["truncation"] = rule.bind(head.tokenizer).to_record()
     return meta
 
 

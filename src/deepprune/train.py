@@ -66,7 +66,10 @@ def train(cfg: DictConfig) -> float | None:
     source = instantiate(cfg.data.traces)
     traces = source() if callable(source) else source  # read and validated before the model loads: fails fast
     head = instantiate(cfg.model)
-    datamodule = instantiate(cfg.data, traces=lambda: traces, head=head, sampler=instantiate(cfg.sampler))
+    truncation = instantiate(cfg.truncation)  # the prefix rule: the export records it, online applies it
+    datamodule = instantiate(
+        cfg.data, traces=lambda: traces, head=head, truncation=truncation, sampler=instantiate(cfg.sampler)
+    )
     datamodule.setup("fit")  # an empty split or a one-class split stops here, before training
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = instantiate(
@@ -96,7 +99,7 @@ def train(cfg: DictConfig) -> float | None:
         from deepprune.judge.export import export_head
 
         meta = {
-            "truncation": datamodule.truncation_settings(),
+            "truncation": datamodule.rule.to_record(),
             "metrics": {k: v for k, v in results.items() if "/" in k},
             # online evaluation skips these, so a judge is never scored on problems it trained or validated on
             "seen_problems": sorted(set(datamodule.problem_ids["train"]) | set(datamodule.problem_ids["val"])),

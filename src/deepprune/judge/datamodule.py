@@ -2,8 +2,9 @@
 
 Pipeline (once, in `setup`): load traces -> split (by generating model, or by problem) -> exhaustive
 same-problem pairs per split (`deepprune.pairs.build_pairs`, labels from the one answer checker) ->
-optional seeded subsample per split (`max_pairs`, for CPU-scale runs) -> truncate every trace once
-(first k tokens or up to the k-th reasoning word, `deepprune.truncation`) -> `head.encode(a, b)`.
+optional seeded subsample per split (`max_pairs`, for CPU-scale runs) -> cut every trace once with the prefix
+rule (a `deepprune.truncation.PrefixRule`: first k tokens of the judge's tokenizer, or up to the k-th reasoning
+word; the same rule the export records and online pruning applies) -> `head.encode(a, b)`.
 Batches are padded per batch by `PairCollator`; with `group_batch_traces` a training batch is every pair
 among a few traces of one (problem, model) group (`GroupBatchSampler`, made for siamese judges).
 A split without pairs, or without one of the two classes, stops the run here, before any training, with
@@ -24,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from deepprune.runtime import get_logger, write_json
+from deepprune.truncation import PrefixRule, TokenPrefix
 
 log = get_logger(__name__)
 
@@ -197,10 +199,9 @@ class PairDataModule(L.LightningDataModule):
         traces: the traces, or a zero-argument callable returning them (a Hydra ``_partial_`` source, so
             loading waits until `setup`).
         head: the judge head; its ``encode(a, b)`` tokenizes a pair, ``pad_token_id`` pads, and its
-            ``tokenizer`` counts tokens for ``truncation="tokens"`` (unless ``truncation_tokenizer`` is given).
-        truncation: ``"tokens"`` (first ``token_k`` tokens) or ``"words"`` (up to the ``word_k``-th reasoning word).
-        token_k, word_k, reasoning_words: the truncation limits; ``reasoning_words=None`` uses
-            ``deepprune.truncation.DEFAULT_REASONING_WORDS``.
+            ``tokenizer`` counts tokens for a rule with ``tokenizer="judge"``.
+        truncation: the prefix rule (``conf/truncation/``): `deepprune.truncation.TokenPrefix` (default: the
+            first 500 tokens of the judge's tokenizer) or `deepprune.truncation.WordPrefix`.
         split: ``"model"``: whole generating models held out: test on ``test_models``, validate on ``val_models``
             or, when that is empty, on the training models (so checkpoint selection never sees a test model).
             With ``disjoint_problems`` (default) the three sides also use disjoint problems (a seeded
@@ -228,11 +229,7 @@ class PairDataModule(L.LightningDataModule):
         self,
         traces: Sequence[Any] | Callable[[], Sequence[Any]],
         head: Any = None,
-        truncation: str = "tokens",
-        token_k: int = 500,
-        word_k: int = 25,
-        reasoning_words: Sequence[str] | None = None,
-        truncation_tokenizer: Any = None,
+        truncation: PrefixRule | None = None,
         split: str = "model",
         test_models: Sequence[str] = (),
         val_models: Sequence[str] = (),
@@ -254,17 +251,15 @@ class PairDataModule(L.LightningDataModule):
         group_batches_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
-        if truncation not in ("tokens", "words"):
-            raise ValueError(f"data.truncation must be 'tokens' or 'words', got {truncation!r}")
+        if truncation is not None and not isinstance(truncation, PrefixRule):
+            raise TypeError(f"truncation must be a deepprune.truncation.PrefixRule, got {type(truncation).__name__}")
         if split not in ("model", "problem"):
             raise ValueError(f"data.split must be 'model' or 'problem', got {split!r}")
         if split == "model" and not test_models:
             raise ValueError("data.split=model needs data.test_models (the generating models held out for test)")
         self.traces_source = traces
         self.head = head
-        self.truncation, self.token_k, self.word_k = truncation, int(token_k), int(word_k)
-        self.reasoning_words = None if reasoning_words is None else tuple(reasoning_words)
-        self.truncation_tokenizer = truncation_tokenizer
+        self.truncation = truncation if truncation is not None else TokenPrefix(500)
         self.split, self.test_models, self.val_models = split, list(test_models), list(val_models)
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
         self.sampler_factory = sampler
@@ -290,21 +285,10 @@ class PairDataModule(L.LightningDataModule):
             raise ValueError(f"data.{key}: unknown split(s) {sorted(unknown)}; use {list(SPLITS)}")
         return {s: value.get(s) for s in SPLITS}
 
-    def truncator(self) -> Callable[[str], str]:
-        """The prefix rule the pairs use (built from `deepprune.truncation`)."""
-        from deepprune.truncation import DEFAULT_REASONING_WORDS, TokenTruncator, WordTruncator
-
-        if self.truncation == "words":
-            return WordTruncator(k=self.word_k, words=self.reasoning_words or DEFAULT_REASONING_WORDS)
-        tokenizer = self.truncation_tokenizer if self.truncation_tokenizer is not None else self.head.tokenizer
-        return TokenTruncator(tokenizer, k=self.token_k)
-
-    def truncation_settings(self) -> dict[str, Any]:
-        """The prefix rule as plain data (for export metadata): kind, k, and the tokenizer or word list."""
-        if self.truncation == "words":
-            return self.truncator().settings
-        tokenizer = self.truncation_tokenizer if self.truncation_tokenizer is not None else self.head.tokenizer
-        return {"kind": "tokens", "k": self.token_k, "tokenizer": getattr(tokenizer, "name_or_path", None)}
+    @property
+    def rule(self) -> PrefixRule:
+        """The prefix rule the pairs use, bound to the head's tokenizer where it counts with the judge's."""
+        return self.truncation.bind(getattr(self.head, "tokenizer", None))
 
     def split_traces(self, traces: Sequence[Any]) -> dict[str, list[Any]]:
         """Train/val/test traces, then a seeded problem subsample per split (`max_problems`)."""
@@ -373,7 +357,7 @@ class PairDataModule(L.LightningDataModule):
             for name, ps in pairs.items()
         }
         self._check_counts()
-        truncate, cache = self.truncator(), {}
+        truncate, cache = self.rule.cut, {}
 
         def prefix(text: str) -> str:
             if text not in cache:  # each trace is truncated once, however many pairs it is in

@@ -1,13 +1,15 @@
-"""Export a trained judge head to a plain Hugging Face (or PEFT adapter) folder, and load it back as a scorer.
+"""Judge exports: a trained head written as a plain Hugging Face (or PEFT adapter) folder, and read back.
 
 An export folder holds the weights (full, merged, or a LoRA adapter that vLLM's `LoRARequest` loads on top of
 the base model named in `deepprune_judge.json`), the tokenizer and `deepprune_judge.json`: head kind, base model,
 prompt and label words/ids, max_length, and whatever the caller passes in `meta` (truncation settings, the
-training run). Online and offline code load only exports, never Lightning checkpoints.
+training run). Online and offline code load only exports, never Lightning checkpoints. This module is the
+export's I/O and nothing else; `deepprune.judge.scorers.load_scorer` is the one loader that turns an export into
+a scorer (HF or vLLM backend)::
 
-    export_head(head, "judge/", {"truncation": {"kind": "tokens", "k": 500}})
-    scorer = load_scorer("judge/")
-    scorer.score([("first trace prefix", "second trace prefix")])  # -> array([P(same)])
+    export_head(head, "judge/", {"truncation": TokenPrefix(500).to_record()})
+    head = load_head("judge/")                      # the head, eval mode, no grad
+    rule = recorded_rule(read_judge_record("judge/"), head.tokenizer)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from deepprune.judge.backbone import is_peft_model, load_backbone, load_tokenize
 from deepprune.judge.heads import ClassifierHead, GenerativeHead, JudgeHead
 from deepprune.judge.prompt import JudgePrompt
 from deepprune.runtime import get_logger, write_json
+from deepprune.truncation import PrefixRule, rule_from_record
 
 log = get_logger(__name__)
 
@@ -78,6 +81,28 @@ def read_judge_record(export_dir: str | Path) -> dict[str, Any]:
     return record
 
 
+def head_from_record(export_dir: str | Path, record: dict[str, Any], backbone: Any, tokenizer: Any) -> JudgeHead:
+    """The head an export describes, around ``backbone`` (for pair encoding alone, any module will do: the
+    vLLM judge passes ``torch.nn.Identity()``); a generative head's label token ids must match the record's."""
+    name = record.get("base_model") or str(export_dir)
+    if record["kind"] == "generative":
+        head: JudgeHead = GenerativeHead(
+            backbone,
+            tokenizer,
+            JudgePrompt.from_dict(record["prompt"]),
+            name,
+            record["finetune"],
+            record["max_length"],
+        )
+        saved = record["label_token_ids"]
+        if head.label_token_ids != (saved["different"], saved["same"]):
+            raise ValueError(f"{export_dir}: label token ids {head.label_token_ids} differ from the saved {saved}")
+        return head
+    return ClassifierHead(
+        backbone, tokenizer, name, record["finetune"], record["max_length"], record.get("pair_separator", "\n\n")
+    )
+
+
 def load_head(export_dir: str | Path, device: str = "cpu", dtype: str = "auto") -> JudgeHead:
     """Rebuild the head of an export in eval mode with gradients off."""
     export_dir = Path(export_dir)
@@ -93,39 +118,16 @@ def load_head(export_dir: str | Path, device: str = "cpu", dtype: str = "auto") 
         backbone = PeftModel.from_pretrained(base, str(export_dir))
     else:
         backbone = load_backbone(export_dir, task, "full", dtype, tokenizer.pad_token_id)
-    name = record.get("base_model") or str(export_dir)
-    if record["kind"] == "generative":
-        head: JudgeHead = GenerativeHead(
-            backbone,
-            tokenizer,
-            JudgePrompt.from_dict(record["prompt"]),
-            name,
-            record["finetune"],
-            record["max_length"],
-        )
-        saved = record["label_token_ids"]
-        if head.label_token_ids != (saved["different"], saved["same"]):
-            raise ValueError(f"{export_dir}: label token ids {head.label_token_ids} differ from the saved {saved}")
-    else:
-        head = ClassifierHead(
-            backbone, tokenizer, name, record["finetune"], record["max_length"], record.get("pair_separator", "\n\n")
-        )
+    head = head_from_record(export_dir, record, backbone, tokenizer)
     head.to(device).eval().requires_grad_(False)
     return head
 
 
-def load_scorer(export_dir: str | Path, device: str = "cpu", batch_size: int = 8, dtype: str = "auto"):
-    """A `PairScorer` (`.score(pairs) -> np.ndarray` of P(same)) for an exported judge.
-
-    A siamese export gets a `SiameseScorer` (per-text embeddings remembered, same scores), others a `HeadScorer`.
-    """
-    from deepprune.judge.scorers import HeadScorer, SiameseScorer
-
-    head = load_head(export_dir, device, dtype)
-    truncation = read_judge_record(export_dir).get("truncation")
-    if getattr(head.backbone.config, "model_type", None) == "deepprune_siamese_bert":
-        return SiameseScorer(head, batch_size=batch_size, truncation=truncation)
-    return HeadScorer(head, batch_size=batch_size, truncation=truncation)
+def recorded_rule(record: dict[str, Any], tokenizer: Any) -> PrefixRule | None:
+    """The prefix rule the judge was trained with (its export's ``truncation``), bound to its tokenizer; None for
+    exports that do not record one."""
+    settings = record.get("truncation")
+    return rule_from_record(settings, tokenizer) if settings else None
 
 
 def _find_train_config(ckpt_path: Path) -> Path:

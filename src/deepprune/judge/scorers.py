@@ -7,22 +7,28 @@
 - `EmbeddingScorer`: SentenceBERT cosine of mean-pooled all-MiniLM-L6-v2 embeddings of the first `max_tokens`
   word pieces, mapped to [0, 1] as (cos + 1) / 2 (the paper's 0.58 AUROC reference).
 
-Texts are expected already truncated (first-k tokens or reasoning words), as the judge saw them in training.
-Offline-evaluation helpers used by `python -m deepprune.evaluate`: `sample_pairs` (seeded, stratified by model),
-`truncator_from_settings` and `score_pairs_resumable` (scores.jsonl written incrementally, resumed on restart).
+`load_scorer(export_dir, backend="hf"|"vllm")` is THE loader of an exported judge (`deepprune.judge.export` only
+reads and writes export folders): the HF backend gives a `HeadScorer` (or a `SiameseScorer` for a siamese export),
+the vLLM backend a `deepprune.judge.vllm_scorer.VLLMJudgeScorer`. Every scorer has `score(pairs)`, `tokenizer`,
+`prefix_rule` (the rule recorded in its export, None for the untrained references) and `record` (the export
+record, or None); `order_invariant` says whether (a, b) and (b, a) always score the same.
+
+Texts are expected already cut by the judge's prefix rule (`deepprune.truncation`), as the judge saw them in
+training.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from deepprune.judge.export import load_scorer
-from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records
+from deepprune.runtime import get_logger
+
+if TYPE_CHECKING:
+    from deepprune.truncation import PrefixRule
 
 __all__ = [
     "EmbeddingScorer",
@@ -30,7 +36,6 @@ __all__ = [
     "PairScorer",
     "SiameseScorer",
     "ZeroShotLLMScorer",
-    "from_export",
     "load_scorer",
 ]
 
@@ -39,17 +44,25 @@ log = get_logger(__name__)
 
 @runtime_checkable
 class PairScorer(Protocol):
+    """What evaluation and the online judge need from a scorer: P(same) per (a, b) text pair, in [0, 1]."""
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
 
 
 class HeadScorer:
     """Batched P(same) from a judge head; pairs are length-sorted into batches to waste little padding."""
 
-    def __init__(self, head: Any, batch_size: int = 8, truncation: dict[str, Any] | None = None) -> None:
+    order_invariant = False
+
+    def __init__(self, head: Any, batch_size: int = 8, record: dict[str, Any] | None = None) -> None:
+        from deepprune.judge.export import recorded_rule
+
         self.head = head.eval()
         self.batch_size = batch_size
+        #: the export record (None for a head that was not loaded from an export)
+        self.record = record
         #: the prefix rule the judge was trained with (from its export), if known
-        self.truncation = truncation
+        self.prefix_rule: PrefixRule | None = recorded_rule(record, head.tokenizer) if record else None
 
     @property
     def tokenizer(self) -> Any:
@@ -87,9 +100,9 @@ class SiameseScorer(HeadScorer):
     order_invariant = True
 
     def __init__(
-        self, head: Any, batch_size: int = 32, truncation: dict[str, Any] | None = None, cache_size: int = 65536
+        self, head: Any, batch_size: int = 32, record: dict[str, Any] | None = None, cache_size: int = 65536
     ) -> None:
-        super().__init__(head, batch_size, truncation)
+        super().__init__(head, batch_size, record)
         config = head.backbone.config
         if getattr(config, "model_type", None) != "deepprune_siamese_bert":
             raise TypeError(
@@ -153,8 +166,13 @@ class ZeroShotLLMScorer(HeadScorer):
 class EmbeddingScorer:
     """Cosine similarity of mean-pooled sentence embeddings (all-MiniLM-L6-v2 by default), as (cos + 1) / 2.
 
-    Embeddings are cached per text: within a problem each trace appears in many pairs.
+    Embeddings are cached per text: within a problem each trace appears in many pairs. The cosine is symmetric,
+    so one order is read.
     """
+
+    order_invariant = True
+    record: dict[str, Any] | None = None
+    prefix_rule: PrefixRule | None = None  # untrained: the caller's rule decides what it reads
 
     def __init__(
         self, model_dir: str | Path | None = None, max_tokens: int = 128, batch_size: int = 32, device: str = "cpu"
@@ -171,7 +189,6 @@ class EmbeddingScorer:
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.device = device
-        self.truncation: dict[str, Any] | None = None  # no trained prefix rule: evaluation's config decides
         self._cache: dict[str, np.ndarray] = {}
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -203,92 +220,31 @@ class EmbeddingScorer:
         return (cos + 1.0) / 2.0
 
 
-def from_export(path: str | Path, device: str = "cpu", batch_size: int = 8, dtype: str = "auto") -> HeadScorer:
-    """`load_scorer` under the name the `scorer=exported` config uses (`scorer.path=<export dir>`)."""
-    return load_scorer(path, device=device, batch_size=batch_size, dtype=dtype)
+def load_scorer(
+    export_dir: str | Path,
+    backend: str = "hf",
+    device: str = "cpu",
+    batch_size: int = 8,
+    dtype: str = "auto",
+    engine: Any = None,
+    max_lora_rank: int = 64,
+) -> Any:
+    """The scorer of an exported judge: ``backend="hf"`` (transformers, on ``device``) or ``"vllm"`` (a generative
+    judge served by vLLM with ``engine`` settings, `deepprune.vllm_engine.EngineSettings`).
 
-
-# -- offline evaluation helpers -----------------------------------------------------------------------------------
-
-
-def sample_pairs(traces: Iterable[Any], max_pairs: int | None, seed: int, checker: Any = None) -> tuple[list, int]:
-    """Within-(problem, model) pairs, a seeded subsample stratified by model, labelled by answer equivalence.
-
-    Returns (pairs, excluded): `deepprune.pairs.TracePair`s in a stable order and the number of traces left out
-    for having no extractable answer. With `max_pairs`, each model gets an equal share (or all its pairs when it
-    has fewer), so per-model metrics rest on similar counts. Only the sampled pairs are labelled (one
-    `checker.equivalent` call each), which keeps evaluation quick when answer checking is slow.
+    An HF siamese export gets a `SiameseScorer` (per-text embeddings remembered, same scores), others a
+    `HeadScorer`. The record is read (and a bad export rejected) before any weights load.
     """
-    from dataclasses import replace
+    from deepprune.judge.export import load_head, read_judge_record
 
-    from deepprune.answers import extract_answer, get_checker
-    from deepprune.pairs import TracePair, group_traces
+    record = read_judge_record(export_dir)
+    if backend == "vllm":
+        from deepprune.judge.vllm_scorer import VLLMJudgeScorer
 
-    checker = checker or get_checker()
-    excluded = 0
-    by_model: dict[str, list[tuple[Any, Any]]] = {}
-    for (_, model), members in group_traces(traces).items():
-        usable = []
-        for t in members:
-            answer = t.answer if t.answer is not None else extract_answer(t.text)
-            if answer is None or t.finished is False:
-                excluded += 1
-                continue
-            usable.append(t if t.answer is not None else replace(t, answer=answer))
-        candidates = by_model.setdefault(str(model), [])
-        candidates.extend((usable[i], usable[j]) for i in range(len(usable)) for j in range(i + 1, len(usable)))
-    models = sorted(by_model)
-    chosen: list[tuple[Any, Any]] = []
-    for rank, model in enumerate(models):
-        candidates = by_model[model]
-        if max_pairs is not None:
-            share = max_pairs // len(models) + (1 if rank < max_pairs % len(models) else 0)
-            if share < len(candidates):
-                keep = sorted(random.Random(f"{seed}-pairs-{model}").sample(range(len(candidates)), share))
-                candidates = [candidates[i] for i in keep]
-        chosen.extend(candidates)
-    pairs = [TracePair(a, b, int(checker.equivalent(a.answer, b.answer))) for a, b in chosen]
-    return pairs, excluded
-
-
-def truncator_from_settings(settings: dict[str, Any], tokenizer: Any = None) -> Callable[[str], str]:
-    """A prefix rule from its plain-data form: {"kind": "tokens", "k": 500} or {"kind": "words", "k", "words"}."""
-    from deepprune.truncation import DEFAULT_REASONING_WORDS, TokenTruncator, WordTruncator
-
-    kind = settings.get("kind")
-    if kind == "words":
-        return WordTruncator(int(settings["k"]), settings.get("words") or DEFAULT_REASONING_WORDS)
-    if kind == "tokens":
-        if tokenizer is None:
-            raise ValueError("token truncation needs a tokenizer (the scorer has none)")
-        return TokenTruncator(tokenizer, int(settings["k"]))
-    if kind in (None, "none"):
-        return lambda text: text
-    raise ValueError(f"truncation kind must be tokens, words or none, got {kind!r}")
-
-
-def score_pairs_resumable(
-    scorer: PairScorer, items: Sequence[dict[str, Any]], path: str | Path, chunk_size: int = 64
-) -> list[dict[str, Any]]:
-    """Score `items` ({"i", "a", "b", ...}) and append one JSON line per pair to `path`; returns every record.
-
-    Records already in `path` (a previous, interrupted run of the same evaluation) are reused: a record whose
-    identifying fields differ from the item at its index means a different evaluation, and raises.
-    """
-    done = {}
-    for rec in read_jsonl_records(path):
-        item = items[rec["i"]] if rec["i"] < len(items) else None
-        if item is None or any(rec.get(k) != item.get(k) for k in ("problem_id", "model", "label")):
-            raise ValueError(f"{path}: record {rec['i']} does not match this evaluation; use a fresh output dir")
-        done[rec["i"]] = rec
-    if done:
-        log.info("resuming: %d of %d pairs already scored in %s", len(done), len(items), path)
-    todo = [it for it in items if it["i"] not in done]
-    chunks = [todo[k : k + chunk_size] for k in range(0, len(todo), chunk_size)]
-    for chunk in progress(chunks, desc="scoring", total=len(chunks), unit="chunk"):
-        scores = scorer.score([(it["a"], it["b"]) for it in chunk])
-        for it, score in zip(chunk, scores):
-            rec = {k: v for k, v in it.items() if k not in ("a", "b")} | {"score": float(score)}
-            append_jsonl(path, rec)
-            done[it["i"]] = rec
-    return [done[it["i"]] for it in items]
+        return VLLMJudgeScorer(export_dir, engine=engine, max_lora_rank=max_lora_rank)
+    if backend != "hf":
+        raise ValueError(f"judge.backend must be 'hf' or 'vllm', got {backend!r}")
+    head = load_head(export_dir, device, dtype)
+    if getattr(head.backbone.config, "model_type", None) == "deepprune_siamese_bert":
+        return SiameseScorer(head, batch_size=batch_size, record=record)
+    return HeadScorer(head, batch_size=batch_size, record=record)

@@ -131,6 +131,9 @@ def main(cfg: DictConfig) -> dict:
         )  # fmt: skip
     finally:
         generator.close()
+        close_judge = getattr(getattr(policy, "judge", None), "close", None)
+        if callable(close_judge):  # a vLLM-served judge owns an engine process
+            close_judge()
     log.info("online results (%s):\n%s", cfg.paths.output_dir, metrics_table(metrics, {"tau": cfg.tau}))
     return metrics
 

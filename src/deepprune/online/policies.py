@@ -4,7 +4,11 @@ Every policy is a class with typed arguments (``conf/policy/*.yaml``) and one me
 ``run(problem, generator, seed) -> ProblemOutcome``. They all drive the same :class:`Generator`, so replay and
 live runs are accounted identically.
 
-- :class:`DeepPrunePolicy` (paper section 4.2): every trace generates its prefix (``prefix.reached``); greedy
+- :class:`DeepPrunePolicy` (paper section 4.2): every trace generates its prefix (``rule.reached``) and the
+  judge reads ``rule.judge_text`` of it, where the rule is (first that applies) the explicit ``prefix`` (the
+  ``truncation`` group of ``online``), the rule the judge was trained with (its export records it: the judge
+  scores exactly the text it was trained on), the rule of ``rule_judge`` (the oracle beside a trained judge
+  pays that judge's prefix cost), or ``default_prefix`` (``scale.prefix_k`` generated tokens); greedy
   clustering on the prefixes; the largest cluster (ties: the one opened first) lets its first-arrived
   ``min(|c|, K2)`` members finish (first-arrived, not a sample: arrival order is already random under replay's
   shuffle, and it favours the traces the judge saw earliest); if every cluster is a singleton, ``K3`` traces
@@ -31,10 +35,13 @@ import numpy as np
 
 from deepprune.online.accounting import ProblemOutcome
 from deepprune.online.clustering import greedy_cluster
-from deepprune.online.generators.base import PrefixRule, TraceState
+from deepprune.online.generators.base import TraceState
 from deepprune.online.voting import majority_vote, weighted_vote
+from deepprune.runtime import get_logger
+from deepprune.truncation import PrefixRule, TokenPrefix
 
 if TYPE_CHECKING:
+    from deepprune.answers import AnswerChecker
     from deepprune.online.generators.base import Generator
     from deepprune.online.judges import PairJudge
     from deepprune.sources import Problem
@@ -47,6 +54,8 @@ __all__ = [
     "GroupConfidenceStop",
     "lowest_group_confidence",
 ]
+
+log = get_logger(__name__)
 
 
 class Policy(Protocol):
@@ -76,8 +85,10 @@ class DeepPrunePolicy:
         k2: int = 20,
         k3: int = 32,
         prefix: PrefixRule | None = None,
+        default_prefix: PrefixRule | None = None,
+        rule_judge: Any = None,
         name: str = "deepprune",
-        checker: Any = None,
+        checker: AnswerChecker | None = None,
     ) -> None:
         for key, value in (("n", n), ("max_clusters", max_clusters), ("k1", k1), ("k2", k2), ("k3", k3)):
             if value < 1:
@@ -87,16 +98,44 @@ class DeepPrunePolicy:
         self.judge = judge
         self.n, self.tau, self.max_clusters = n, tau, max_clusters
         self.k1, self.k2, self.k3 = k1, k2, k3
-        self.prefix = prefix if prefix is not None else PrefixRule()
+        self.prefix, self.default_prefix, self.rule_judge = prefix, default_prefix, rule_judge
+        self._rule: PrefixRule | None = None
         self.name = name
         self.checker = checker
+
+    @property
+    def rule(self) -> PrefixRule:
+        """The prefix rule in force (see the module docstring), resolved once."""
+        if self._rule is None:
+            trained = getattr(self.judge, "prefix_rule", None)
+            if self.prefix is not None:
+                rule = self.prefix
+                if _needs_judge(rule):
+                    rule = rule.bind(getattr(self.judge, "tokenizer", None))
+                if trained is not None and rule != trained:
+                    log.warning(
+                        "%s: the explicit prefix rule %s differs from the one the judge was trained with %s; "
+                        "the explicit one is used (drop the `truncation` override to use the judge's)",
+                        self.name, rule.to_record(), trained.to_record(),
+                    )  # fmt: skip
+            elif trained is not None:
+                rule = trained
+            elif self.rule_judge is not None and getattr(self.rule_judge, "prefix_rule", None) is not None:
+                rule = self.rule_judge.prefix_rule
+            else:
+                rule = self.default_prefix if self.default_prefix is not None else TokenPrefix(500, tokenizer=None)
+            log.info("%s: prefix rule %s", self.name, rule.to_record())
+            self._rule = rule
+        return self._rule
 
     def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome:
         states = generator.start(problem, self.n, seed)
         self.judge.attach(generator)
-        generator.advance(states, until=self.prefix.reached)
+        rule = self.rule
+        generator.advance(states, until=rule.reached)
         prefix_tokens = sum(s.num_tokens for s in states)
-        snapshots = [replace(s, token_confidences=list(s.token_confidences)) for s in states]
+        # what the judge reads: the rule's cut of each generated prefix (the text it was trained on)
+        snapshots = [replace(s, text=rule.judge_text(s), token_confidences=list(s.token_confidences)) for s in states]
         prepare = getattr(self.judge, "prepare", None)
         if callable(prepare):
             prepare(snapshots)
@@ -138,7 +177,7 @@ class DeepPrunePolicy:
 class ConsensusPolicy:
     """cons@N: every trace finishes; majority vote."""
 
-    def __init__(self, n: int = 512, name: str | None = None, checker: Any = None) -> None:
+    def __init__(self, n: int = 512, name: str | None = None, checker: AnswerChecker | None = None) -> None:
         if n < 1:
             raise ValueError(f"policy.n must be >= 1, got {n}")
         self.n = n
@@ -207,7 +246,7 @@ class DeepConfPolicy:
         percentile: float = 90.0,
         window: int = 2048,
         name: str | None = None,
-        checker: Any = None,
+        checker: AnswerChecker | None = None,
     ) -> None:
         if n < 1 or warmup < 1 or window < 1:
             raise ValueError(f"policy.n, policy.warmup and policy.window must be >= 1, got {n}, {warmup}, {window}")
@@ -256,3 +295,9 @@ class DeepConfPolicy:
             voters=len(answers),
             extra={"threshold": bar, "stopped": [s.index for s in stopped]},
         )
+
+
+def _needs_judge(rule: PrefixRule) -> bool:
+    from deepprune.truncation import JUDGE_TOKENIZER
+
+    return isinstance(rule, TokenPrefix) and rule.spec == JUDGE_TOKENIZER and rule.tokenizer is None

@@ -1,5 +1,5 @@
 """Generation backends for the online runner: replay (pre-generated traces), hf and vllm (live)."""
 
-from deepprune.online.generators.base import Generator, PrefixRule, TraceProgress, TraceState, derive_seed
+from deepprune.online.generators.base import Generator, TraceProgress, TraceState, derive_seed
 
-__all__ = ["Generator", "PrefixRule", "TraceProgress", "TraceState", "derive_seed"]
+__all__ = ["Generator", "TraceProgress", "TraceState", "derive_seed"]

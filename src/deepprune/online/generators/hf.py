@@ -1,7 +1,7 @@
 """Live generation with Hugging Face transformers (`generate`, CPU or GPU), behind the Generator contract.
 
 Traces of one problem are generated as one left-padded batch, ``chunk_tokens`` new tokens at a time, so a
-stop predicate (``until``, e.g. a :class:`~deepprune.online.generators.base.PrefixRule`) is checked between
+stop predicate (``until``, e.g. :meth:`deepprune.truncation.PrefixRule.reached`) is checked between
 chunks and a trace is cut at the exact token where it fired (tokens sampled past that point are dropped
 from the trace and counted in ``stats["discarded_tokens"]``). Sampling is seeded per trace: each trace owns a
 ``torch.Generator`` seeded with ``derive_seed(seed, i)`` and samples its token itself, so a trace's tokens do
@@ -13,7 +13,7 @@ The prompt helpers here (:func:`build_prompt_ids`, :func:`topk_confidence`) are 
 
     gen = HFGenerator(model="path/to/hf_dir", max_tokens=256)
     states = gen.start(problem, n=8, seed=0)
-    gen.advance(states, until=PrefixRule("tokens", 64).reached)   # prefixes
+    gen.advance(states, until=TokenPrefix(64, tokenizer=None).reached)   # prefixes
     gen.advance(states[:2])                                         # finish two of them
     gen.release(states[2:]); gen.close()
 """

@@ -160,7 +160,7 @@ class ReplayGenerator:
             elif until(state):
                 continue
             else:
-                rule = getattr(until, "__self__", until)  # a bound PrefixRule.reached -> the rule
+                rule = getattr(until, "__self__", until)  # a bound PrefixRule.reached -> the rule (its fast path)
                 fast = getattr(rule, "first_index", None)
                 if callable(fast):
                     n = int(fast(rt.trace.text, rt.ends, rt.confidences, start=state.num_tokens))

@@ -15,22 +15,22 @@ The asyncio loop that drives the engine lives in a dedicated daemon thread, crea
 synchronous Generator API can be called from ordinary code; the engine (and its EngineCore process) is shut
 down by ``close()``, by leaving a ``with`` block, and whenever ``advance`` fails.
 
-    gen = VLLMGenerator(model="path/to/hf_dir", max_tokens=256, dtype="float32")
+    gen = VLLMGenerator(model="path/to/hf_dir", max_tokens=256, engine=EngineSettings(dtype="float32"))
     try:
         states = gen.start(problem, n=8, seed=0)
-        gen.advance(states, until=PrefixRule("tokens", 64).reached)
+        gen.advance(states, until=TokenPrefix(64, tokenizer=None).reached)
     finally:
         gen.close()
 
 Scripts that create an engine need an ``if __name__ == "__main__":`` guard (the engine core is spawned). On CPU,
-``VLLM_CPU_KVCACHE_SPACE`` (GiB) sizes the KV cache; ``cpu_kvcache_space_gb`` sets it when the variable is unset.
+``VLLM_CPU_KVCACHE_SPACE`` (GiB) sizes the KV cache; ``engine.cpu_kvcache_space_gb`` sets it when the variable is
+unset. Engine arguments come from :class:`deepprune.vllm_engine.EngineSettings` (the ``engine:`` block of the config).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from deepprune.online.generators.base import TraceState, derive_seed
 from deepprune.online.generators.hf import DEFAULT_PROMPT_TEMPLATE, build_prompt_ids, finish_state, topk_confidence
 from deepprune.runtime import get_logger
+from deepprune.vllm_engine import EngineSettings
 
 if TYPE_CHECKING:
     from deepprune.sources import Problem
@@ -133,42 +134,6 @@ def _stop_processes(pids: set[int], grace_s: float = 15.0) -> None:
     multiprocessing.active_children()  # reap exited children of this process (no zombies left)
 
 
-def engine_kwargs(
-    model: str,
-    tokenizer: str | None,
-    dtype: str,
-    max_model_len: int,
-    tensor_parallel_size: int,
-    gpu_memory_utilization: float,
-    enable_prefix_caching: bool | None,
-    seed: int,
-    enforce_eager: bool,
-    max_num_seqs: int | None,
-    extra: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The engine keyword arguments shared by the generator (AsyncLLM) and the judge (LLM) engines.
-
-    ``None`` for ``enable_prefix_caching`` or ``max_num_seqs`` leaves vLLM's default; ``extra`` is applied last.
-    """
-    kwargs: dict[str, Any] = dict(
-        model=model,
-        tokenizer=tokenizer or model,
-        dtype=dtype,
-        max_model_len=max_model_len,
-        tensor_parallel_size=tensor_parallel_size,
-        gpu_memory_utilization=gpu_memory_utilization,
-        seed=seed,
-        enforce_eager=enforce_eager,
-        disable_log_stats=True,
-    )
-    if enable_prefix_caching is not None:
-        kwargs["enable_prefix_caching"] = enable_prefix_caching
-    if max_num_seqs is not None:
-        kwargs["max_num_seqs"] = max_num_seqs
-    kwargs.update(extra or {})
-    return kwargs
-
-
 class VLLMGenerator:
     """Streaming, abortable trace generation on a vLLM AsyncLLM engine; see the module docstring."""
 
@@ -180,16 +145,7 @@ class VLLMGenerator:
         temperature: float = 0.6,
         top_p: float = 0.95,
         logprobs: int = 20,
-        dtype: str = "auto",
-        max_model_len: int = 4096,
-        tensor_parallel_size: int = 1,
-        gpu_memory_utilization: float = 0.9,
-        enable_prefix_caching: bool = True,
-        seed: int = 0,
-        enforce_eager: bool = True,
-        max_num_seqs: int | None = None,
-        cpu_kvcache_space_gb: int | None = None,
-        engine_extra: dict[str, Any] | None = None,
+        engine: EngineSettings | None = None,
         prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
         system_prompt: str | None = None,
         use_chat_template: bool = True,
@@ -197,33 +153,21 @@ class VLLMGenerator:
     ) -> None:
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        if cpu_kvcache_space_gb is not None:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kvcache_space_gb))
+        engine = engine if engine is not None else EngineSettings(enable_prefix_caching=True)
+        engine.apply_env()
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer or model))
         self.model_name = model_name or Path(str(model)).name
         self.max_tokens = max_tokens
-        self.max_model_len = max_model_len
         self.temperature = temperature
         self.top_p = top_p
         self.logprobs = logprobs
         self.prompt_template = prompt_template
         self.system_prompt = system_prompt
         self.use_chat_template = use_chat_template
-        self._kwargs = engine_kwargs(
-            str(model),
-            str(tokenizer) if tokenizer else None,
-            dtype,
-            max_model_len,
-            tensor_parallel_size,
-            gpu_memory_utilization,
-            enable_prefix_caching,
-            seed,
-            enforce_eager,
-            max_num_seqs,
-            engine_extra,
-        )
+        self.max_model_len = int(engine.max_model_len)
+        self._kwargs = engine.kwargs(str(model), str(tokenizer) if tokenizer else None)
         self._prompt: list[int] = []
         self._ids: dict[int, list[int]] = {}  # state.index -> generated token ids (all requests)
         self._segments: dict[int, int] = {}  # state.index -> number of requests made for it

@@ -1,5 +1,7 @@
 """The trained generative judge served by vLLM: base model + LoRARequest for adapter exports (a PairScorer).
 
+Built by the one loader, ``deepprune.judge.scorers.load_scorer(export_dir, backend="vllm")``.
+
 Reads an export folder written by :func:`deepprune.judge.export.export_head` (``deepprune_judge.json`` holds
 the base model, the prompt and the label words and token ids). Each pair is encoded exactly as the HF head
 encodes it (the same :class:`~deepprune.judge.heads.GenerativeHead` ``encode``, so chat template and the
@@ -13,41 +15,39 @@ the answer position, the same number the HF head computes. ``logprobs=k`` only r
 outside it would be missing, and a fallback would bias scores), ``allowed_token_ids`` changes the processed
 distribution but not the raw logprobs, and prompt logprobs need one request per label.
 
-    scorer = VLLMJudgeScorer("outputs/judge_export", max_model_len=2048)
+    scorer = load_scorer("outputs/judge_export", backend="vllm", engine=EngineSettings(max_model_len=2048))
     scorer.score([("prefix of trace a", "prefix of trace b")])   # -> array([P(same)])
     scorer.close()
 
-In the online runner, ``judge=vllm judge.export_dir=...`` uses :class:`VLLMExportedJudge` (both pair orders,
-the same accounting as the HF-backed ``judge=exported``).
+In the online runner, ``judge=vllm judge.export_dir=...`` wraps it in the same
+:class:`~deepprune.online.judges.ScorerJudge` as the HF-backed ``judge=exported`` (both pair orders, the same
+accounting).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deepprune.online.generators.vllm import engine_kwargs
-from deepprune.online.judges import ExportedJudge
+from deepprune.judge.export import JUDGE_FILE, head_from_record, read_judge_record, recorded_rule
 from deepprune.runtime import get_logger
+from deepprune.vllm_engine import EngineSettings
 
 log = get_logger(__name__)
 
 
 def read_export(export_dir: str | Path) -> dict[str, Any]:
     """The export record, checked for what vLLM serving needs (a generative judge with label token ids)."""
-    from deepprune.judge.export import JUDGE_FILE, read_judge_record
-
     record = read_judge_record(export_dir)
     path = Path(export_dir) / JUDGE_FILE
     if record.get("kind") != "generative":
         raise ValueError(
             f"{path}: kind={record.get('kind')!r}; the vLLM judge serves generative judges "
-            "(score classifier exports with deepprune.judge.export.load_scorer)"
+            "(score classifier exports with deepprune.judge.scorers.load_scorer)"
         )
     for key in ("label_token_ids", "prompt"):
         if key not in record:
@@ -67,45 +67,26 @@ def two_way_softmax(logprob_different: float, logprob_same: float) -> float:
 class VLLMJudgeScorer:
     """P(same) for trace-prefix pairs from an exported generative judge running on vLLM (sync ``LLM``)."""
 
-    def __init__(
-        self,
-        export_dir: str | Path,
-        dtype: str = "auto",
-        max_model_len: int = 4096,
-        gpu_memory_utilization: float = 0.3,
-        tensor_parallel_size: int = 1,
-        enforce_eager: bool = True,
-        seed: int = 0,
-        max_lora_rank: int = 64,
-        cpu_kvcache_space_gb: int | None = None,
-        engine_extra: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, export_dir: str | Path, engine: EngineSettings | None = None, max_lora_rank: int = 64) -> None:
         self.export_dir = Path(export_dir).resolve()
         record = read_export(self.export_dir)
-        if cpu_kvcache_space_gb is not None:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kvcache_space_gb))
+        engine = engine if engine is not None else EngineSettings(gpu_memory_utilization=0.3)
+        engine.apply_env()
         from vllm import LLM
+
+        from deepprune.judge.backbone import load_tokenizer
 
         self.record = record
         self.adapter = bool(record.get("adapter"))
         self.label_ids = (int(record["label_token_ids"]["different"]), int(record["label_token_ids"]["same"]))
-        self.encoder = _encoder(self.export_dir, record)
+        # a weightless head: only its tokenizer, prompt and clipping are used, to encode pairs as the HF head does
+        self.encoder = head_from_record(self.export_dir, record, _identity(), load_tokenizer(self.export_dir))
+        self.tokenizer = self.encoder.tokenizer
+        self.prefix_rule = recorded_rule(record, self.tokenizer)
         model = record["base_model"] if self.adapter else str(self.export_dir)
         lora = dict(enable_lora=True, max_loras=1, max_lora_rank=max_lora_rank) if self.adapter else {}
-        kwargs = engine_kwargs(
-            str(model),
-            str(self.export_dir),  # the export's tokenizer is the one the judge was trained with
-            dtype,
-            max_model_len,
-            tensor_parallel_size,
-            gpu_memory_utilization,
-            None,  # prefix caching: vLLM's default
-            seed,
-            enforce_eager,
-            None,
-            lora | (engine_extra or {}),
-        )
-        self.llm: Any = LLM(**kwargs)
+        # the export's tokenizer is the one the judge was trained with
+        self.llm: Any = LLM(**engine.kwargs(str(model), str(self.export_dir), **lora))
         self.lora_request = None
         if self.adapter:
             from vllm.lora.request import LoRARequest
@@ -157,45 +138,7 @@ class VLLMJudgeScorer:
         self.close()
 
 
-def _encoder(export_dir: Path, record: dict[str, Any]) -> Any:
-    """A weightless GenerativeHead: only its tokenizer, prompt and clipping are used, to encode pairs."""
+def _identity() -> Any:
     import torch
 
-    from deepprune.judge.backbone import load_tokenizer
-    from deepprune.judge.heads import GenerativeHead
-    from deepprune.judge.prompt import JudgePrompt
-
-    tokenizer = load_tokenizer(export_dir)
-    head = GenerativeHead(
-        torch.nn.Identity(),
-        tokenizer,
-        JudgePrompt.from_dict(record["prompt"]),
-        record.get("base_model") or str(export_dir),
-        record.get("finetune", "full"),
-        record.get("max_length"),
-    )
-    saved = (int(record["label_token_ids"]["different"]), int(record["label_token_ids"]["same"]))
-    if head.label_token_ids != saved:
-        raise ValueError(f"{export_dir}: label token ids {head.label_token_ids} differ from the saved {saved}")
-    return head
-
-
-class VLLMExportedJudge(ExportedJudge):
-    """The online-judge face of :class:`VLLMJudgeScorer` (``judge=vllm``): same pairs, orders and accounting as
-    :class:`~deepprune.online.judges.ExportedJudge`, with the scores computed by vLLM (engine started lazily)."""
-
-    def __init__(self, export_dir: str | Path, symmetric: bool = True, **engine: Any) -> None:
-        super().__init__(export_dir, device="vllm", symmetric=symmetric)
-        read_export(self.export_dir)  # a bad export fails here, before any engine starts
-        self.engine_options = engine
-
-    @property
-    def scorer(self) -> VLLMJudgeScorer:
-        if self._scorer is None:
-            self._scorer = VLLMJudgeScorer(self.export_dir, **self.engine_options)
-        return self._scorer
-
-    def close(self) -> None:
-        if self._scorer is not None:
-            self._scorer.close()
-            self._scorer = None
+    return torch.nn.Identity()
