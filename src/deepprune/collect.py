@@ -3,12 +3,12 @@
 Hydra app (``conf/collect.yaml``): ``problems=`` picks the problem set, ``generator=`` the backend (hf, vllm).
 Traces are written one flushed line at a time (:class:`deepprune.traces.TraceWriter`) and the run resumes:
 samples already in ``output`` are skipped. Trace ``sample_id`` ``i`` of a problem is always sampled with the
-seed ``derive_seed(problem_seed(seed, problem_id), i)``, so a resumed run writes what an uninterrupted one would.
+seed ``derive_seed(problem_seed(seed, problem_id), i)`` (`deepprune.online.generators.base`, the online runner's
+formula), so a resumed run writes what an uninterrupted one would.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -19,11 +19,6 @@ from deepprune.runtime import CONF_DIR, get_logger, progress
 from deepprune.validation import check_int_at_least
 
 log = get_logger("deepprune.collect")
-
-
-def problem_seed(seed: int, problem_id: str) -> int:
-    """A per-problem seed that depends on the problem id only (not on its position in the set)."""
-    return seed * 1_000_003 + zlib.crc32(problem_id.encode("utf-8")) % 1_000_003
 
 
 def done_samples(path: Path, model: str) -> dict[str, set[int]]:
@@ -41,7 +36,7 @@ def done_samples(path: Path, model: str) -> dict[str, set[int]]:
 def collect(problems, generator, n: int, seed: int, output: Path, keep_confidences: bool = True) -> Counter:
     """Generate the missing samples of every problem and append them to `output`; returns counts."""
     from deepprune.answers import extract_answer
-    from deepprune.online.generators.base import TraceProgress
+    from deepprune.online.generators.base import TraceProgress, problem_seed
     from deepprune.traces import Trace, TraceWriter
 
     model = generator.model_name

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepprune.online.accounting import POLICIES, POLICY, format_table, score_outcome, summarize
-from deepprune.online.generators.base import TraceProgress
+from deepprune.online.generators.base import TraceProgress, problem_seed
 from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records, write_json, write_metrics
 
 if TYPE_CHECKING:
@@ -43,11 +42,6 @@ FINGERPRINT_FILE = "fingerprint.json"
 _POLICY_KEYS = ("n", "tau", "max_clusters", "k1", "k2", "k3", "warmup", "window", "percentile", "when_full")
 _JUDGE_KEYS = ("p", "name", "model_name", "max_tokens", "max_length", "export_dir", "kind")
 TABLE_COLUMNS = ("policy", "problems", "accuracy", "tokens_mean", "token_reduction", "judge_calls_mean", "pass_at_k")
-
-
-def problem_seed(seed: int, problem_id: str) -> int:
-    """The seed of one problem: stable across runs, independent of the problem's position."""
-    return seed * 1_000_003 + zlib.crc32(problem_id.encode("utf-8"))
 
 
 def drop_seen_problems(problems: Sequence[Problem], seen: set[str]) -> tuple[list[Problem], int]:

@@ -12,6 +12,7 @@ GENERATED so far, counted with the generating model's tokenizer (prompt tokens a
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -19,7 +20,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from deepprune.sources import Problem
 
-__all__ = ["TraceState", "Generator", "TraceProgress", "derive_seed"]
+__all__ = ["TraceState", "Generator", "TraceProgress", "derive_seed", "problem_seed"]
+
+
+def problem_seed(seed: int, problem_id: str) -> int:
+    """The seed of one problem in a run seeded with ``seed``: stable across runs, independent of the problem's
+    position in the set (so skipping, resuming or reordering problems never changes a problem's traces). The one
+    formula for online runs and trace collection."""
+    return seed * 1_000_003 + zlib.crc32(problem_id.encode("utf-8"))
 
 
 def derive_seed(seed: int, i: int) -> int:
