@@ -78,3 +78,22 @@ def test_collect_rejects_bad_values_before_loading(tmp_path: Path, override: str
         collect_main(_cfg([f"output={out}", override]))
     assert message in str(info.value)
     assert not out.exists()
+
+
+def test_analyze_on_an_empty_trace_file_says_no_traces(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    args = ["source=jsonl", f"source.path={empty}", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepprune.analyze", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0  # it used to exit 0 with a ratio of 0.0
+    assert f"no traces in {empty}: the file is empty" in proc.stderr
+    assert not (tmp_path / "metrics.json").exists()
