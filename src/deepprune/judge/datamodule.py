@@ -24,6 +24,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from deepprune.answers import AnswerClasses
 from deepprune.runtime import get_logger, write_json
 from deepprune.truncation import PrefixRule, TokenPrefix
 
@@ -173,7 +174,7 @@ class CachedAnswerClasses:
     The file is one JSON object; `save()` writes it atomically.
     """
 
-    def __init__(self, checker: Any, path: str | Path) -> None:
+    def __init__(self, checker: AnswerClasses, path: str | Path) -> None:
         self.checker, self.path = checker, Path(path)
         self.table: dict[str, list[int | None]] = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.hits = self.misses = 0
@@ -245,7 +246,7 @@ class PairDataModule(L.LightningDataModule):
         shuffle_order: bool = True,
         padding_side: str = "right",
         seed: int = 0,
-        checker: Any = None,
+        checker: AnswerClasses | None = None,
         label_cache: str | Path | None = None,
         group_batch_traces: int | None = None,
         group_batches_per_epoch: int | None = None,

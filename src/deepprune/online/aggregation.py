@@ -31,8 +31,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from deepprune.answers import AnswerClasses
 from deepprune.online.clustering import ClusteringResult
 from deepprune.online.voting import VoteResult, majority_vote, weighted_vote
+
+Checker = AnswerClasses | None  # the votes' answer checker (None: the default one)
 
 __all__ = ["Aggregation", "Selection", "LargestClusterVote", "SizeWeightedVote"]
 
@@ -56,7 +59,7 @@ class Aggregation(Protocol):
 
     def select(self, clustering: ClusteringResult, n: int, rng: np.random.Generator) -> Selection: ...
 
-    def vote(self, selection: Selection, answers: Sequence[str | None], checker: Any = None) -> VoteResult: ...
+    def vote(self, selection: Selection, answers: Sequence[str | None], checker: Checker = None) -> VoteResult: ...
 
 
 def _by_size(clustering: ClusteringResult) -> list[int]:
@@ -134,7 +137,7 @@ class _Aggregation:
                 return c
         return None
 
-    def vote(self, selection: Selection, answers: Sequence[str | None], checker: Any = None) -> VoteResult:
+    def vote(self, selection: Selection, answers: Sequence[str | None], checker: Checker = None) -> VoteResult:
         raise NotImplementedError
 
 
@@ -156,7 +159,7 @@ class LargestClusterVote(_Aggregation):
         members = clustering.clusters[largest]
         return Selection([members[: self.k2]], [float(len(members))], "k2")
 
-    def vote(self, selection: Selection, answers: Sequence[str | None], checker: Any = None) -> VoteResult:
+    def vote(self, selection: Selection, answers: Sequence[str | None], checker: Checker = None) -> VoteResult:
         if len(answers) != len(selection.finishers):
             raise ValueError(f"{len(answers)} answers for {len(selection.finishers)} finishers")
         return majority_vote(list(answers), checker)
@@ -188,7 +191,7 @@ class SizeWeightedVote(_Aggregation):
         weights = [float(len(clustering.clusters[c])) for c in order]
         return Selection(groups, weights, "clusters")
 
-    def vote(self, selection: Selection, answers: Sequence[str | None], checker: Any = None) -> VoteResult:
+    def vote(self, selection: Selection, answers: Sequence[str | None], checker: Checker = None) -> VoteResult:
         if len(answers) != len(selection.finishers):
             raise ValueError(f"{len(answers)} answers for {len(selection.finishers)} finishers")
         if selection.rule.startswith("k3"):

@@ -41,6 +41,7 @@ import numpy as np
 from deepprune.online.judges import OracleJudge
 
 if TYPE_CHECKING:
+    from deepprune.answers import AnswerChecker
     from deepprune.online.generators.base import Generator, TraceState
 
 __all__ = ["SimulatedJudge", "separation_for_auroc", "hashed_normals"]
@@ -101,7 +102,7 @@ class SimulatedJudge:
         trace_correlation: float = 0.0,
         seed: int = 0,
         reads_both_orders: bool = False,
-        checker: Any = None,
+        checker: AnswerChecker | None = None,
     ) -> None:
         self.d = separation_for_auroc(float(auroc))
         if not 0.0 <= trace_correlation <= 1.0:

@@ -51,6 +51,7 @@ from deepprune.online.generators.base import TraceState, derive_seed
 from deepprune.sources.answer_lists import AnswerList
 
 if TYPE_CHECKING:
+    from deepprune.answers import AnswerClasses
     from deepprune.sources import Problem
     from deepprune.traces import Trace
 
@@ -97,7 +98,7 @@ class SimulatedGenerator:
         std_tokens: float = 1000.0,
         min_tokens: int = 1,
         max_tokens: int | None = None,
-        checker: Any = None,
+        checker: AnswerClasses | None = None,
     ) -> None:
         if answers not in ("empirical", "parametric"):
             raise ValueError(f"generator.answers must be 'empirical' or 'parametric', got {answers!r}")
@@ -155,7 +156,7 @@ class SimulatedGenerator:
         self._released: set[int] = set()
 
     @property
-    def checker(self) -> Any:
+    def checker(self) -> AnswerClasses:
         if self._checker is None:
             from deepprune.answers import get_checker
 
