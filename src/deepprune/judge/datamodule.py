@@ -180,7 +180,9 @@ class CachedAnswerClasses:
         self.hits = self.misses = 0
 
     def classes(self, answers: Sequence[str | None]) -> list[int | None]:
-        key = type(self.checker).__name__ + json.dumps(list(answers), ensure_ascii=False)
+        # the checker's semantics version keeps verdicts of an older checker out (their labels may differ)
+        version = getattr(self.checker, "SEMANTICS_VERSION", "")
+        key = f"{type(self.checker).__name__}{version}" + json.dumps(list(answers), ensure_ascii=False)
         if key in self.table:
             self.hits += 1
         else:
