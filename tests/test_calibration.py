@@ -195,3 +195,53 @@ def test_choose_tau_edges() -> None:
 def test_bad_input_raises_a_clear_error(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_train_fits_calibration_records_it_and_load_scorer_applies_it(tmp_path) -> None:
+    from test_train import make_cfg
+
+    from deepprune.judge.calibration import CalibratedScorer
+    from deepprune.judge.scorers import load_scorer
+    from deepprune.train import train
+
+    train(make_cfg(tmp_path, "trainer.max_epochs=1", "trainer.limit_train_batches=3", "calibration.method=isotonic"))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("val/ece", "val/ece_calibrated", "test/ece", "test/ece_calibrated"):
+        assert 0.0 <= metrics[key] <= 1.0
+    # isotonic is the best monotone fit of the validation pairs: it cannot be worse there than the raw score
+    assert metrics["val/ece_calibrated"] <= metrics["val/ece"] + 1e-12
+    assert metrics["calibration"]["method"] == "isotonic"
+    assert (tmp_path / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+    record = json.loads((tmp_path / "export" / "deepprune_judge.json").read_text())
+    cal = calibration_from_record(record["calibration"])
+    assert isinstance(cal, IsotonicCalibration)
+    assert record["tau_auto"]["target"] == "same_split" and record["tau_auto"]["rate"] == 0.2
+    pairs = record["validation_pairs"]
+    assert len(pairs["scores"]) == len(pairs["labels"]) == metrics["calibration"]["validation_pairs"]
+    # the recorded threshold is the one choose_tau gives on the recorded (calibrated) validation scores
+    assert choose_tau(pairs["scores"], pairs["labels"], "same_split", 0.2).tau == record["tau_auto"]["tau"]
+    # every scorer loading the export scores calibrated probabilities: the raw head's scores through the map
+    scorer = load_scorer(tmp_path / "export")
+    assert isinstance(scorer, CalibratedScorer)
+    texts = [("we try case 1 and the answer is odd", "we try case 2 and the answer is even")] * 2
+    np.testing.assert_allclose(scorer.score(texts), cal.apply(scorer.scorer.score(texts)))
+    assert scorer.record == scorer.scorer.record  # other attributes are the wrapped scorer's
+
+
+def test_calibrated_scorer_passes_other_attributes_through() -> None:
+    from deepprune.judge.calibration import CalibratedScorer, calibrated_scorer
+
+    class Raw:
+        order_invariant = True
+
+        def score(self, pairs):
+            return np.full(len(pairs), 0.5)
+
+    raw = Raw()
+    assert calibrated_scorer(raw, {}) is raw
+    assert calibrated_scorer(raw, {"calibration": {"method": "identity"}}) is raw
+    wrapped = calibrated_scorer(raw, {"calibration": PlattScaling(1.0, math.log(3)).to_record()})
+    assert isinstance(wrapped, CalibratedScorer) and wrapped.order_invariant
+    # logit(0.5) = 0, so the score is sigmoid(ln 3) = 3/4
+    assert wrapped.score([("a", "b")]) == pytest.approx([0.75])
+    assert wrapped.score([]).shape == (0,)

@@ -86,6 +86,21 @@ def train(cfg: DictConfig) -> float | None:
     best = checkpoint.best_model_score if best_ckpt else trainer.callback_metrics.get(cfg.optimized_metric)
     best = None if best is None else float(best)
     trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt)  # None (no checkpoint): the final weights
+    calibration = None
+    if cfg.get("calibration") is not None:
+        # the best weights' scores on the validation pairs (the last validation pass may be a later epoch's)
+        trainer.validate(module, datamodule=datamodule, ckpt_path=best_ckpt, verbose=False)
+        if trainer.is_global_zero:
+            from deepprune.judge.calibration import calibrate_judge
+
+            c = cfg.calibration
+            calibration = calibrate_judge(
+                *module.validation_pairs(), method=c.method, space=c.space, tau_target=c.tau_target,
+                tau_rate=float(c.tau_rate), test=module.test_pairs, plot_path=out / "reliability.png",
+            )  # fmt: skip
+            if "fit_error" in calibration.metrics:
+                log.warning("calibration (%s) not fitted: %s", c.method, calibration.metrics["fit_error"])
+            log.info("calibration %s; tau=auto %s", calibration.metrics, calibration.tau_auto)
 
     results = {
         **module.test_results,
@@ -95,6 +110,10 @@ def train(cfg: DictConfig) -> float | None:
         "global_steps": trainer.global_step,
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
+    if calibration is not None:
+        results |= {k: v for k, v in calibration.metrics.items() if "/" in k}
+        results["calibration"] = {k: v for k, v in calibration.metrics.items() if "/" not in k}
+        results["tau_auto"] = calibration.tau_auto.to_record() if calibration.tau_auto is not None else None
     if cfg.get("export") and trainer.is_global_zero:
         from deepprune.judge.export import export_head
 
@@ -104,6 +123,8 @@ def train(cfg: DictConfig) -> float | None:
             # online evaluation skips these, so a judge is never scored on problems it trained or validated on
             "seen_problems": sorted(set(datamodule.problem_ids["train"]) | set(datamodule.problem_ids["val"])),
         }
+        if calibration is not None:  # every scorer that loads the export applies it; online's tau=auto reads it
+            meta |= calibration.export_meta()
         results["export_dir"] = str(export_head(module.head, out / "export", meta))
     if trainer.is_global_zero:
         write_metrics(results, out)

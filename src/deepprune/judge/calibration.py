@@ -46,6 +46,10 @@ __all__ = [
     "TauChoice",
     "choose_tau",
     "TAU_TARGETS",
+    "CalibrationReport",
+    "calibrate_judge",
+    "CalibratedScorer",
+    "calibrated_scorer",
 ]
 
 EPS = 1e-6
@@ -432,3 +436,96 @@ def choose_tau(
         same_merge_rate=float(np.mean(pos >= tau)),
         pairs=int(len(s)),
     )
+
+
+@dataclass
+class CalibrationReport:
+    """What training records about a judge's calibration: the map, its errors, and the ``tau=auto`` choice."""
+
+    calibration: Calibration
+    metrics: dict[str, Any]  # method, ECE before/after on validation (and test) pairs, a fit error if any
+    tau_auto: TauChoice | None
+    validation_scores: list[float]  # calibrated: what online scores look like, for other tau=auto targets
+    validation_labels: list[int]
+
+    def export_meta(self) -> dict[str, Any]:
+        """The export record's keys: ``calibration``, ``tau_auto`` and ``validation_pairs`` (plain JSON)."""
+        return {
+            "calibration": self.calibration.to_record(),
+            "tau_auto": self.tau_auto.to_record() if self.tau_auto is not None else None,
+            "validation_pairs": {"scores": self.validation_scores, "labels": self.validation_labels},
+        }
+
+
+def calibrate_judge(
+    val_scores: Sequence[float] | np.ndarray,
+    val_labels: Sequence[int] | np.ndarray,
+    method: str = "platt",
+    space: str = "logit",
+    tau_target: str = "same_split",
+    tau_rate: float = 0.2,
+    test: tuple[Sequence[float], Sequence[int]] | None = None,
+    plot_path: str | Path | None = None,
+    n_bins: int = 10,
+) -> CalibrationReport:
+    """Fit ``method`` on the validation pairs, measure ECE before/after (validation, and ``test`` pairs if given),
+    draw the reliability diagram to ``plot_path``, and choose ``tau=auto`` on the calibrated validation scores.
+
+    A fit that cannot be made (one class only, or a non-positive slope: temperature scaling cannot move the 0.5
+    point of a judge whose scores sit far from the base rate) falls back to the identity and says why in
+    ``metrics["fit_error"]``; a judge is still exported.
+    """
+    s = _scores(val_scores, "validation scores")
+    y = _labels(val_labels, len(s))
+    metrics: dict[str, Any] = {"method": method, "validation_pairs": int(len(s)), "validation_same": int(y.sum())}
+    try:
+        cal = fit_calibration(s, y, method, space)
+    except ValueError as err:
+        cal = IdentityCalibration()
+        metrics["fit_error"] = str(err)
+        metrics["method"] = cal.method
+    calibrated = cal.apply(s)
+    metrics["val/ece"] = expected_calibration_error(s, y, n_bins)
+    metrics["val/ece_calibrated"] = expected_calibration_error(calibrated, y, n_bins)
+    curves: dict[str, tuple[Sequence[float], Sequence[int]]] = {
+        "validation, raw": (s, y),
+        f"validation, {cal.method}": (calibrated, y),
+    }
+    if test is not None and len(test[0]):
+        ts = _scores(test[0], "test scores")
+        ty = _labels(test[1], len(ts))
+        metrics["test/ece"] = expected_calibration_error(ts, ty, n_bins)
+        metrics["test/ece_calibrated"] = expected_calibration_error(cal.apply(ts), ty, n_bins)
+        curves |= {"test, raw": (ts, ty), f"test, {cal.method}": (cal.apply(ts), ty)}
+    try:
+        tau = choose_tau(calibrated, y, tau_target, tau_rate)
+    except ValueError as err:
+        tau = None
+        metrics["tau_auto_error"] = str(err)
+    if plot_path is not None:
+        metrics["reliability_png"] = str(plot_reliability(curves, plot_path, n_bins, "Judge reliability"))
+    return CalibrationReport(cal, metrics, tau, [float(v) for v in calibrated], [int(v) for v in y])
+
+
+class CalibratedScorer:
+    """A pair scorer whose scores pass through ``calibration``; every other attribute is the wrapped scorer's
+    (``embed``, ``order_invariant``, ``tokenizer``, ``record``, ``close``...)."""
+
+    def __init__(self, scorer: Any, calibration: Calibration) -> None:
+        self.scorer = scorer
+        self.calibration = calibration
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        raw = np.asarray(self.scorer.score(pairs), dtype=np.float64)
+        return self.calibration.apply(raw) if raw.size else raw
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("scorer", "calibration"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.scorer, name)
+
+
+def calibrated_scorer(scorer: Any, record: Mapping[str, Any] | None) -> Any:
+    """``scorer`` wrapped in the calibration its export ``record`` holds (unchanged when there is none)."""
+    cal = calibration_from_record((record or {}).get("calibration"))
+    return scorer if isinstance(cal, IdentityCalibration) else CalibratedScorer(scorer, cal)

@@ -102,7 +102,9 @@ class JudgeModule(L.LightningModule):
         self.val_auroc = BinaryAUROC()
         self.reference_scorer = reference_scorer
         self._test_rows: list[tuple[int, float, int, str, tuple[str, str]]] = []  # (pair index, score, ...)
+        self._val_rows: list[tuple[int, float, int]] = []  # (pair index, score, label) of the last validation
         self.test_results: dict[str, Any] = {}
+        self.test_pairs: tuple[list[float], list[int]] = ([], [])  # (scores, labels) of the last test
 
     def setup(self, stage: str) -> None:
         if self.hparams.compile and stage == "fit":
@@ -126,9 +128,14 @@ class JudgeModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_rows = []
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, probs = self._step(batch)
         self.val_auroc.update(probs, batch["labels"])
+        indices = batch.get("indices") or [-1] * len(batch["labels"])
+        self._val_rows.extend(zip(indices, probs.tolist(), batch["labels"].tolist()))
         n = len(batch["labels"])
         self.log("val/loss", loss, on_epoch=True, batch_size=n)
         self.log(VAL_AUROC, self.val_auroc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
@@ -152,6 +159,11 @@ class JudgeModule(L.LightningModule):
             if key in results and results[key] is not None and not math.isnan(results[key]):
                 self.log(key, float(results[key]), rank_zero_only=True)
 
+    def validation_pairs(self) -> tuple[list[float], list[int]]:
+        """(scores, labels) of the last validation pass, each pair once (all ranks): calibration fits on them."""
+        rows = unique_rows(self._gather(self._val_rows))
+        return [float(r[0]) for r in rows], [int(r[1]) for r in rows]
+
     def _gather(self, rows: list) -> list:
         if self.trainer.world_size <= 1:
             return rows
@@ -167,6 +179,7 @@ class JudgeModule(L.LightningModule):
         from deepprune.runtime import run_dir, write_metrics
 
         scores, labels, models, texts = (list(x) for x in zip(*rows))
+        self.test_pairs = ([float(v) for v in scores], [int(v) for v in labels])
         fnr = self.hparams.fnr
         judge = per_model_metrics(scores, labels, models, fnr=fnr)
         results: dict[str, Any] = {

@@ -233,18 +233,21 @@ def load_scorer(
     judge served by vLLM with ``engine`` settings, `deepprune.vllm_engine.EngineSettings`).
 
     An HF siamese export gets a `SiameseScorer` (per-text embeddings remembered, same scores), others a
-    `HeadScorer`. The record is read (and a bad export rejected) before any weights load.
+    `HeadScorer`. The record is read (and a bad export rejected) before any weights load. An export with a
+    ``calibration`` record (fitted on the validation pairs by `python -m deepprune.train`) scores calibrated
+    probabilities (`deepprune.judge.calibration.CalibratedScorer`).
     """
+    from deepprune.judge.calibration import calibrated_scorer
     from deepprune.judge.export import load_head, read_judge_record
 
     record = read_judge_record(export_dir)
     if backend == "vllm":
         from deepprune.judge.vllm_scorer import VLLMJudgeScorer
 
-        return VLLMJudgeScorer(export_dir, engine=engine, max_lora_rank=max_lora_rank)
+        return calibrated_scorer(VLLMJudgeScorer(export_dir, engine=engine, max_lora_rank=max_lora_rank), record)
     if backend != "hf":
         raise ValueError(f"judge.backend must be 'hf' or 'vllm', got {backend!r}")
     head = load_head(export_dir, device, dtype)
     if getattr(head.backbone.config, "model_type", None) == "deepprune_siamese_bert":
-        return SiameseScorer(head, batch_size=batch_size, record=record)
-    return HeadScorer(head, batch_size=batch_size, record=record)
+        return calibrated_scorer(SiameseScorer(head, batch_size=batch_size, record=record), record)
+    return calibrated_scorer(HeadScorer(head, batch_size=batch_size, record=record), record)
