@@ -13,7 +13,9 @@ requests, EOS included), the same count replay uses; a delta that arrives togeth
 
 The asyncio loop that drives the engine lives in a dedicated daemon thread, created with the engine, so the
 synchronous Generator API can be called from ordinary code; the engine (and its EngineCore process) is shut
-down by ``close()``, by leaving a ``with`` block, and whenever ``advance`` fails.
+down by ``close()``, by leaving a ``with`` block, and whenever ``advance`` fails. If this process dies without
+running any of them (SIGKILL), a :class:`deepprune.process_guard.ProcessGuard` watcher ends the engine processes
+(their PIDs are logged when the engine starts).
 
     gen = VLLMGenerator(model="path/to/hf_dir", max_tokens=256, engine=EngineSettings(dtype="float32"))
     try:
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from deepprune.online.generators.base import TraceState, derive_seed
 from deepprune.online.generators.hf import DEFAULT_PROMPT_TEMPLATE, build_prompt_ids, finish_state, topk_confidence
+from deepprune.process_guard import ProcessGuard
 from deepprune.runtime import get_logger
 from deepprune.vllm_engine import EngineSettings
 
@@ -188,6 +191,12 @@ class VLLMGenerator:
             raise
         #: the engine core and its workers (spawned by this generator), stopped for sure by close()
         self._engine_pids = _child_pids() - before
+        # ...and by a watcher process if this one dies without running close() (SIGKILL, OOM killer)
+        self._guard = ProcessGuard(self._engine_pids)
+        log.info(
+            "vLLM engine processes %s (watcher %s ends them if this process dies)",
+            sorted(self._engine_pids), self._guard.watcher_pid,
+        )  # fmt: skip
 
     async def _make_engine(self) -> Any:
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -253,6 +262,7 @@ class VLLMGenerator:
             finally:
                 self._loop.stop()
                 _stop_processes(self._engine_pids)
+                self._guard.release()
 
     def __enter__(self) -> VLLMGenerator:
         return self
