@@ -238,7 +238,8 @@ def test_trace_source_says_no_traces_in_the_file(tmp_path: Path) -> None:
         load_trace_file(bad, on_error="skip")
     ok = write_lines(tmp_path / "ok.jsonl", ['{"problem_id": "a", "text": "x"}'])
     for limit in (0, -1):
-        with pytest.raises(ValueError, match=rf"max_problems={limit} is invalid: expected an integer >= 1 or null"):
+        expected = rf"max_problems={limit} is invalid: `max_problems` must be an integer >= 1 or null"
+        with pytest.raises(ValueError, match=expected):
             load_trace_file(ok, max_problems=limit)
 
 

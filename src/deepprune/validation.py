@@ -3,8 +3,8 @@
 Each check takes the dotted key as the user writes it on the command line, the value, and the allowed range; it
 returns the value in its proper type or raises ``ValueError`` saying ``key=value`` and what is allowed::
 
-    n = check_int_at_least("n", cfg.n, 1)                       # n=0 -> "n=0 is invalid: expected an integer >= 1"
-    tau = check_probability("tau", cfg.tau)                     # tau=abc -> "tau='abc' is invalid: expected ..."
+    n = check_int_at_least("n", cfg.n, 1)     # n=0 -> "n=0 is invalid: `n` must be an integer >= 1"
+    tau = check_probability("tau", cfg.tau)   # tau=abc -> "tau='abc' is invalid: `tau` must be a number in [0, 1]"
     limit = check_int_at_least("max_problems", cfg.max_problems, 1, allow_none=True)
 
 Python's own conversions are not enough: ``int(-1)`` is a valid slice bound (``problems[:-1]`` drops the last
@@ -21,11 +21,12 @@ __all__ = ["check_choice", "check_int_at_least", "check_number_in", "check_proba
 
 
 def _shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    """A value as written on the command line: strings quoted, ``None`` as ``null``."""
+    return "null" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
 def _invalid(key: str, value: Any, expected: str) -> ValueError:
-    return ValueError(f"{key}={_shown(value)} is invalid: expected {expected}")
+    return ValueError(f"{key}={_shown(value)} is invalid: `{key}` must be {expected}")
 
 
 @overload
@@ -52,9 +53,9 @@ def check_int_at_least(key: str, value: Any, minimum: int, allow_none: bool = Fa
 
 def check_number_in(key: str, value: Any, low: float, high: float) -> float:
     """``value`` as a float in the closed interval ``[low, high]`` (NaN, strings and booleans are refused)."""
-    expected = f"a number in [{low:g}, {high:g}]"
+    expected = f"in [{low:g}, {high:g}]"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(key, value, expected)
+        raise _invalid(key, value, "a number " + expected)
     number = float(value)
     if math.isnan(number) or not low <= number <= high:
         raise _invalid(key, value, expected)
