@@ -141,7 +141,7 @@ def test_greedy_cluster_when_full_prune_or_assign() -> None:
     [
         ("largest_cluster", LargestClusterVote, {"k2": 20, "k3": 32, "min_finishers": 0}),
         ("size_weighted", SizeWeightedVote, {"per_cluster": 2, "clusters": None, "k3": 32, "min_finishers": 0}),
-        ("floor", LargestClusterVote, {"k2": 20, "k3": 32, "min_finishers": 20}),
+        ("floor", LargestClusterVote, {"k2": 20, "k3": 32, "min_finishers": 32}),
     ],
 )
 def test_aggregation_configs_instantiate(name: str, cls: type, fields: dict) -> None:

@@ -13,7 +13,10 @@ live runs are accounted identically.
   ``min(|c|, K2)`` members finish (first-arrived, not a sample: arrival order is already random under replay's
   shuffle, and it favours the traces the judge saw earliest); if every cluster is a singleton, ``K3`` traces
   sampled (seeded) from all N finish instead. All other traces are released (aborted) before the
-  continuation phase. Majority vote over the finishers' answers. With ``judge=oracle`` it is the oracle upper
+  continuation phase. Majority vote over the finishers' answers. That finish-and-vote step is the paper's rule
+  (:class:`deepprune.online.aggregation.LargestClusterVote`, the default); ``aggregation`` (``conf/aggregation/``)
+  swaps in a guarded one (size-weighted vote, a floor on the finishers), and ``when_full`` chooses what happens
+  once K clusters exist (``prune``, the paper, or ``assign``). With ``judge=oracle`` it is the oracle upper
   bound (``conf/policy/oracle.yaml``).
 - :class:`ConsensusPolicy` (cons@N): all N traces finish; majority vote.
 - :class:`DeepConfPolicy` (DeepConf online, facebookresearch/deepconf): ``warmup`` traces finish; each trace's
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from deepprune.online.accounting import ProblemOutcome
+from deepprune.online.aggregation import Aggregation, LargestClusterVote
 from deepprune.online.clustering import greedy_cluster
 from deepprune.online.generators.base import TraceState
 from deepprune.online.voting import majority_vote, weighted_vote
@@ -89,6 +93,8 @@ class DeepPrunePolicy:
         rule_judge: Any = None,
         name: str = "deepprune",
         checker: AnswerChecker | None = None,
+        aggregation: Aggregation | None = None,
+        when_full: str = "prune",
     ) -> None:
         for key, value in (("n", n), ("max_clusters", max_clusters), ("k1", k1), ("k2", k2), ("k3", k3)):
             if value < 1:
@@ -102,6 +108,9 @@ class DeepPrunePolicy:
         self._rule: PrefixRule | None = None
         self.name = name
         self.checker = checker
+        # which traces finish and how they vote (conf/aggregation/); None: the paper's rule with k2 and k3
+        self.aggregation = aggregation if aggregation is not None else LargestClusterVote(k2=k2, k3=k3)
+        self.when_full = when_full  # once K clusters exist: prune the rest (paper) or keep assigning
 
     @property
     def rule(self) -> PrefixRule:
@@ -140,15 +149,9 @@ class DeepPrunePolicy:
         if callable(prepare):
             prepare(snapshots)
         rng = np.random.default_rng([seed, 0xC1])
-        result = greedy_cluster(snapshots, self.judge, self.tau, self.max_clusters, self.k1, rng)
-
-        if result.all_singletons:
-            k = min(self.k3, len(states))
-            chosen = sorted(rng.choice(len(states), size=k, replace=False).tolist())
-            rule = "k3"
-        else:
-            chosen = result.clusters[result.largest()][: self.k2]
-            rule = "k2"
+        result = greedy_cluster(snapshots, self.judge, self.tau, self.max_clusters, self.k1, rng, self.when_full)
+        selection = self.aggregation.select(result, len(states), rng)
+        chosen = selection.finishers
         keep = set(chosen)
         generator.release([s for i, s in enumerate(states) if i not in keep])
         finishers = [states[i] for i in chosen]
@@ -156,7 +159,7 @@ class DeepPrunePolicy:
         generator.advance(finishers)
         continuation = sum(s.num_tokens - before[s.index] for s in finishers)
 
-        vote = majority_vote([s.answer for s in finishers], self.checker)
+        vote = self.aggregation.vote(selection, [s.answer for s in finishers], self.checker)
         return ProblemOutcome(
             policy=self.name,
             n=len(states),
@@ -170,7 +173,7 @@ class DeepPrunePolicy:
             finishers=[s.index for s in finishers],
             voters=sum(a is not None for a in (s.answer for s in finishers)),
             cluster_answers=[_peek(generator, states[c[0]]) for c in result.clusters],
-            extra={"finish_rule": rule, "judge_batches": result.judge_batches},
+            extra={"finish_rule": selection.rule, "judge_batches": result.judge_batches},
         )
 
 
