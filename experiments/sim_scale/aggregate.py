@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from deepprune.online.simulated_judge import separation_for_auroc
 from deepprune.reporting import package_versions, parse_overrides
 from deepprune.stats import Interval, clustered_bootstrap_ci, paired_diff_ci, ratio_reduction_ci
 from deepprune.tables import Table, to_markdown, write_csv
@@ -50,6 +51,7 @@ COLUMNS = [
     "tokens_mean",
     "cons_tokens_mean",
     "judge_calls_mean",
+    "judge_input_tokens_mean",
     "clusters_mean",
     "k3_share",
     "pass_at_k",
@@ -80,26 +82,49 @@ def summarize(by_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, Any]:
         return np.array([[float(get(by_seed[s][p])) for s in seeds] for p in problems])
 
     acc = matrix(lambda r: r["correct"])
-    cons = matrix(lambda r: r["reference"]["correct"])
     tokens = matrix(lambda r: r["tokens"])
-    ref_tokens = matrix(lambda r: r["reference"]["tokens"])
     row: dict[str, Any] = {"orders": len(seeds), "problems": len(problems)}
-    intervals: dict[str, Interval] = {
-        "accuracy": clustered_bootstrap_ci(acc),
-        "cons": clustered_bootstrap_ci(cons),
-        "diff": paired_diff_ci(acc, cons),
-        "reduction": ratio_reduction_ci(tokens, ref_tokens),
-    }
+    intervals: dict[str, Interval] = {"accuracy": clustered_bootstrap_ci(acc)}
+    has_reference = all(by_seed[s][p].get("reference") for s in seeds for p in problems)
+    if has_reference:  # a run with reference=null (a plain cons@n baseline) has no cons@512 columns
+        cons = matrix(lambda r: r["reference"]["correct"])
+        ref_tokens = matrix(lambda r: r["reference"]["tokens"])
+        intervals["cons"] = clustered_bootstrap_ci(cons)
+        intervals["diff"] = paired_diff_ci(acc, cons)
+        intervals["reduction"] = ratio_reduction_ci(tokens, ref_tokens)
+        row["cons_tokens_mean"] = float(ref_tokens.mean())
     for name, iv in intervals.items():
         point = {"cons": "cons_accuracy", "reduction": "token_reduction"}.get(name, name)
         row[point], row[f"{name}_low"], row[f"{name}_high"] = iv.mean, iv.low, iv.high
     row["tokens_mean"] = float(tokens.mean())
-    row["cons_tokens_mean"] = float(ref_tokens.mean())
     row["judge_calls_mean"] = float(matrix(lambda r: r["judge_calls"]).mean())
-    row["clusters_mean"] = float(matrix(lambda r: r["num_clusters"]).mean())
-    row["k3_share"] = float(matrix(lambda r: r["extra"].get("finish_rule") == "k3").mean())
-    row["pass_at_k"] = float(matrix(lambda r: r["pass_at_k"]).mean())
+    row["judge_input_tokens_mean"] = float(matrix(lambda r: r["judge_input_tokens"]).mean())
+    if all(by_seed[s][p].get("num_clusters") is not None for s in seeds for p in problems):
+        row["clusters_mean"] = float(matrix(lambda r: r["num_clusters"]).mean())
+        row["k3_share"] = float(matrix(lambda r: r["extra"].get("finish_rule") == "k3").mean())
+        row["pass_at_k"] = float(matrix(lambda r: r["pass_at_k"]).mean())
     return row
+
+
+def effective_auroc(auroc: float, rho: float, members: int) -> float:
+    """AUROC of the judge's mean over ``members`` pairs with one arriving trace (sim(t, c)), in logit space.
+
+    The mean noise of m pairs (t, j) is sqrt(1 - rho) * mean(e_tj) + sqrt(rho / 2) * (u_t + mean(u_j)): variance
+    (1 - rho) / m + rho / 2 + rho / (2 m). Averaging removes independent pair errors, not the arriving trace's own.
+    """
+    from statistics import NormalDist
+
+    d = separation_for_auroc(auroc)
+    var = (1 - rho) / members + rho / 2 + rho / (2 * members)
+    return NormalDist().cdf(d / np.sqrt(var) / np.sqrt(2))
+
+
+def effective_table(aurocs=(0.6, 0.7, 0.8, 0.87, 0.95), rhos=(0.0, 0.5, 0.9), members=(1, 5, 20)) -> str:
+    columns = ["pair AUROC", *(f"rho={r}, m={m}" for r in rhos for m in members if not (m == 1 and r > 0))]
+    rows = []
+    for a in aurocs:
+        rows.append([a, *(effective_auroc(a, r, m) for r in rhos for m in members if not (m == 1 and r > 0))])
+    return to_markdown(Table(columns, rows), floatfmt=".3f", right_align=columns)
 
 
 def value_of(setting: str, key: str) -> float | None:
@@ -110,7 +135,9 @@ def value_of(setting: str, key: str) -> float | None:
     return None
 
 
-def interval_text(row: dict[str, Any], point: str, prefix: str, percent: bool = False) -> str:
+def interval_text(row: dict[str, Any], point: str, prefix: str, percent: bool = False) -> str | None:
+    if row.get(point) is None:
+        return None
     scale, unit = (100.0, "%") if percent else (1.0, "")
     fmt = ".1f" if percent else ".3f"
     mid, lo, hi = (scale * row[k] for k in (point, f"{prefix}_low", f"{prefix}_high"))
@@ -121,12 +148,13 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     columns = [
         "sweep",
         "setting",
-        "DeepPrune accuracy",
+        "accuracy (policy)",
         "cons@512 accuracy",
         "difference",
         "token reduction",
         "tokens / problem",
         "judge calls / problem",
+        "judge input / cons@512 tokens",
         "clusters",
         "K3 share",
         "pass@k",
@@ -143,14 +171,15 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 interval_text(r, "token_reduction", "reduction", percent=True),
                 round(r["tokens_mean"]),
                 round(r["judge_calls_mean"]),
-                r["clusters_mean"],
-                r["k3_share"],
-                r["pass_at_k"],
+                r["judge_input_tokens_mean"] / r["cons_tokens_mean"] if r.get("cons_tokens_mean") else None,
+                r.get("clusters_mean"),
+                r.get("k3_share"),
+                r.get("pass_at_k"),
             ]
             for r in rows
         ],
     )
-    return to_markdown(table, floatfmt=".2f", intfmt=",", right_align=columns[2:])
+    return to_markdown(table, floatfmt=".2f", intfmt=",", missing="-", right_align=columns[2:])
 
 
 def plot(rows: list[dict[str, Any]], out: Path) -> None:
@@ -168,14 +197,24 @@ def plot(rows: list[dict[str, Any]], out: Path) -> None:
     sweep = sorted((r for r in rows if r["sweep"] == "auroc"), key=lambda r: value_of(r["setting"], "judge.auroc"))
     if sweep:
         xs = [value_of(r["setting"], "judge.auroc") for r in sweep]
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4))
         errbar(a1, xs, sweep, "accuracy", "accuracy", label="DeepPrune (simulated judge)")
         errbar(a1, xs, sweep, "cons_accuracy", "cons", label="cons@512 (same traces)", linestyle="--")
         a1.set(xlabel="judge AUROC (1.0 = oracle)", ylabel="accuracy", title="Accuracy, 95% intervals")
         a1.legend()
-        errbar(a2, xs, sweep, "token_reduction", "reduction", scale=100.0, color="C2")
-        a2.set(xlabel="judge AUROC (1.0 = oracle)", ylabel="token reduction vs cons@512 (%)", title="Token reduction")
-        for a in (a1, a2):
+        errbar(a2, xs, sweep, "diff", "diff", color="C3")
+        a2.axhline(0.0, color="grey", linewidth=0.8)
+        a2.set(
+            xlabel="judge AUROC (1.0 = oracle)", ylabel="accuracy difference", title="DeepPrune - cons@512 (paired)"
+        )
+        errbar(a3, xs, sweep, "token_reduction", "reduction", scale=100.0, color="C2")
+        a3.set_xlabel("judge AUROC (1.0 = oracle)")
+        a3.set_ylabel("token reduction vs cons@512 (%)", color="C2")
+        a3.set_title("Token reduction, and judge calls per problem")
+        twin = a3.twinx()
+        twin.plot(xs, [r["judge_calls_mean"] for r in sweep], marker="s", color="C4")
+        twin.set_ylabel("judge calls per problem", color="C4")
+        for a in (a1, a2, a3):
             a.grid(alpha=0.3)
         fig.suptitle("N = 512, Table 6 settings, thought-branches answer distributions (100 problems x 3 orders)")
         fig.tight_layout()
@@ -218,13 +257,17 @@ def main() -> None:
     jobs = load_jobs(args.root)
     if not jobs:
         raise SystemExit(f"no */*/results.jsonl under {args.root}")
-    order = {"auroc": 0, "tau": 1, "k2": 2, "offset": 3, "rho": 4}
+    order = {"auroc": 0, "cons20": 1, "tau": 2, "k2": 3, "offset": 4, "rho": 5, "rho_high": 5}
     rows = []
     for (sweep, setting), by_seed in sorted(jobs.items(), key=lambda kv: (order.get(kv[0][0], 9), kv[0][1])):
         rows.append({"sweep": sweep, "setting": setting, **summarize(by_seed)})
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(Table.from_records(rows, COLUMNS), args.out / "results.csv")
-    text = markdown(rows)
+    text = (
+        markdown(rows)
+        + "\nEffective AUROC of sim(t, c), the mean over m cluster members (K1 = 20):\n\n"
+        + effective_table()
+    )
     (args.out / "tables.md").write_text(text, encoding="utf-8")
     (args.out / "versions.json").write_text(json.dumps(package_versions(), indent=1) + "\n", encoding="utf-8")
     plot(rows, args.out)
