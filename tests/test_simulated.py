@@ -335,3 +335,27 @@ def test_configs_compose_and_instantiate():
     gen = instantiate(cfg.generator)
     assert isinstance(gen, SimulatedGenerator) and len(gen.problems()) == 1010
     assert gen.problems()[0].problem_id.startswith("thought-branches/")
+
+
+def test_counts_match_replay_on_the_same_traces():
+    from deepprune.online.generators.replay import ReplayGenerator
+    from deepprune.online.judges import ConstantJudge
+
+    lengths = {"p1": [700, 120, 505, 499], "p2": [10, 2000, 501, 800]}
+    traces = [
+        Trace(pid, "x " * n, model="m", sample_id=i, gold="1", answer=str(i % 2), num_tokens=n)
+        for pid, ns in lengths.items()
+        for i, n in enumerate(ns)
+    ]
+    replay = ReplayGenerator(traces)
+    sim = SimulatedGenerator(answer_lists_from_traces(traces), replace=False, length_model="empirical")
+    for problem in replay.problems():
+        outcomes = []
+        for gen in (replay, sim):
+            policy = DeepPrunePolicy(ConstantJudge(1.0), n=4, k2=4, prefix=token_prefix(500))
+            outcomes.append((policy.run(problem, gen, 7), ConsensusPolicy(n=4).run(problem, gen, 7)))
+        (dp_r, cons_r), (dp_s, cons_s) = outcomes
+        ns = lengths[problem.problem_id]
+        assert dp_r.prefix_tokens == dp_s.prefix_tokens == sum(min(n, 500) for n in ns)
+        assert dp_r.continuation_tokens == dp_s.continuation_tokens == sum(max(n - 500, 0) for n in ns)
+        assert cons_r.tokens == cons_s.tokens == sum(ns)
