@@ -7,6 +7,7 @@ fingerprint) stops the run and names what differs, instead of mixing results und
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,9 @@ def test_online_entry_refuses_a_resume_with_another_tau(tmp_path: Path) -> None:
     again = [o for o in base if not o.startswith("hydra.sweep.dir=")] + [f"hydra.sweep.dir={tmp_path / 'again'}"]
     same = run_cli(tmp_path, *again, "tau=0.2", f"resume_dir={job}")
     assert same.returncode == 0, same.stderr[-3000:]
-    assert "resuming: 3 of 3 problems already done" in same.stdout + same.stderr
+    assert re.search(r"resuming: (\d+) of \1 ", same.stdout + same.stderr)  # everything reused, nothing rerun
+    copied = read_jsonl_records(tmp_path / "again" / "0" / RESULTS_FILE)
+    assert copied == read_jsonl_records(job / RESULTS_FILE)
     other = run_cli(tmp_path, *again, "tau=0.8", f"resume_dir={job}")
     assert other.returncode != 0
     log = other.stdout + other.stderr
