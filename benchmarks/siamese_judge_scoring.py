@@ -43,9 +43,10 @@ def main() -> None:
 
         head = load_head(args.export)
     else:
-        from deepprune.judge.heads import minilm
+        from deepprune.assets import minilm_dir
+        from deepprune.judge.siamese import siamese_head
 
-        head = minilm(finetune="frozen").eval()
+        head = siamese_head(minilm_dir(), finetune="frozen").eval()
     prefixes = [[s.text for s in states] for states in prefix_states(args.problems, args.prefix_tokens)]
     pair_times, cached_times, worst = [], [], 0.0
     for _ in range(args.repeats):

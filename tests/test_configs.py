@@ -161,7 +161,8 @@ def test_module_config_and_default_model(tmp_path):
     cfg = make_cfg(tmp_path)
     assert OmegaConf.select(cfg, "module._target_") == "deepprune.judge.module.JudgeModule"
     assert cfg.module.reference_scorer._target_.endswith("EmbeddingScorer")
-    assert cfg.model._target_ == "deepprune.judge.heads.minilm"
+    assert cfg.model._target_ == "deepprune.judge.siamese.siamese_head"
+    assert cfg.model.name_or_path._target_ == "deepprune.assets.minilm_dir"
     assert cfg.data.test_models == ["GPT-4", "GPT-4 Turbo"] and cfg.data.val_models == []
 
 

@@ -11,10 +11,12 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from deepprune.assets import tiny_siamese_dir
 from deepprune.export import export
 from deepprune.judge.export import JUDGE_FILE, export_head, load_head
 from deepprune.judge.heads import classifier_head, generative_head
 from deepprune.judge.scorers import HeadScorer, PairScorer, SiameseScorer, load_scorer
+from deepprune.judge.siamese import siamese_head
 from deepprune.runtime import CONF_DIR
 
 PAIRS = [
@@ -132,15 +134,16 @@ def _fake_training_run(run_dir: Path, model_cfg: str, head, rule_cfg: str = RULE
 
 @pytest.mark.parametrize(("finetune", "layout"), [("full", "group"), ("lora", "group"), ("full", "legacy")])
 def test_export_entry_point_from_checkpoint(finetune, layout, tiny_qwen3_dir, tiny_bert_dir, tmp_path):
-    from deepprune.judge.heads import tiny
-
     torch.manual_seed(1)
-    head = tiny(tiny_qwen3_dir.parent, finetune=finetune, lora_r=4, lora_alpha=8, lora_dropout=0.0).eval()
+    head = generative_head(
+        tiny_qwen3_dir, finetune=finetune, dtype="float32", lora_r=4, lora_alpha=8, lora_dropout=0.0
+    ).eval()
     _perturb(head, seed=3)
     before = HeadScorer(head).score(PAIRS)
     model_cfg = (
-        "  _target_: deepprune.judge.heads.tiny\n  cache_dir: ${paths.cache_dir}\n"
-        f"  finetune: {finetune}\n  lora_r: 4\n  lora_alpha: 8\n  lora_dropout: 0.0\n"
+        "  _target_: deepprune.judge.heads.generative_head\n  name_or_path:\n"
+        "    _target_: deepprune.assets.tiny_qwen3_dir\n    cache_dir: ${paths.cache_dir}\n"
+        f"  dtype: float32\n  finetune: {finetune}\n  lora_r: 4\n  lora_alpha: 8\n  lora_dropout: 0.0\n"
     )
     ckpt = _fake_training_run(tmp_path / "run", model_cfg, head, RULE_CONFIGS[layout])
     out = tmp_path / "exported"
@@ -162,7 +165,7 @@ def test_export_entry_point_rejects_wrong_checkpoint(tiny_qwen3_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="train_config="):
         head_from_checkpoint(ckpt)
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(f"model:\n  _target_: deepprune.judge.heads.tiny\n  cache_dir: {tiny_qwen3_dir.parent}\n")
+    cfg.write_text(f"model:\n  _target_: deepprune.judge.heads.generative_head\n  name_or_path: {tiny_qwen3_dir}\n")
     with pytest.raises(ValueError, match="no 'head"):
         head_from_checkpoint(ckpt, cfg)
 
@@ -189,10 +192,9 @@ def test_qlora_head_trains_and_round_trips(tiny_qwen3_dir, tmp_path):
 @pytest.mark.parametrize("finetune", ["full", "frozen"])
 def test_siamese_export_round_trip(finetune, deepprune_cache_dir, tmp_path):
     """The siamese judge exports as a classifier folder whose config names its registered model type."""
-    from deepprune.judge.heads import tiny_siamese
-
     torch.manual_seed(0)
-    head = tiny_siamese(deepprune_cache_dir, finetune=finetune, segment_max_tokens=24)
+    folder = tiny_siamese_dir(deepprune_cache_dir)
+    head = siamese_head(folder, finetune=finetune, dtype="float32", segment_max_tokens=24)
     head.requires_grad_(True)
     _perturb(head)
     head.eval()
@@ -212,10 +214,9 @@ def test_siamese_export_round_trip(finetune, deepprune_cache_dir, tmp_path):
 def test_siamese_scorer_equals_the_pair_forward_on_long_texts(deepprune_cache_dir):
     """Embedding each text alone (cut to segment_max_tokens) gives the pair forward's scores, in both orders,
     for texts longer than a segment; each distinct text is encoded once."""
-    from deepprune.judge.heads import tiny_siamese
-
     torch.manual_seed(1)
-    head = tiny_siamese(deepprune_cache_dir, segment_max_tokens=12)
+    folder = tiny_siamese_dir(deepprune_cache_dir)
+    head = siamese_head(folder, dtype="float32", segment_max_tokens=12)
     head.requires_grad_(True)
     _perturb(head, seed=3)
     head.eval()
@@ -231,6 +232,6 @@ def test_siamese_scorer_equals_the_pair_forward_on_long_texts(deepprune_cache_di
     distinct = {t for pair in pairs for t in pair}
     assert set(scorer._cache) == distinct
     with pytest.raises(ValueError, match="segment_max_tokens"):
-        SiameseScorer(tiny_siamese(deepprune_cache_dir, segment_max_tokens=12, max_length=20))
+        SiameseScorer(siamese_head(folder, dtype="float32", segment_max_tokens=12, max_length=20))
     with pytest.raises(TypeError, match="siamese head"):
-        SiameseScorer(classifier_head(deepprune_cache_dir / "tiny-siamese-s0", finetune="full"))
+        SiameseScorer(classifier_head(folder, finetune="full"))

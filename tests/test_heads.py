@@ -138,9 +138,10 @@ def test_classifier_encode_forward_and_padding(tiny_classifier_head):
 
 
 def test_minilm_classifier_uses_native_pairs():
-    from deepprune.judge.heads import minilm_cross
+    from deepprune.assets import minilm_dir
+    from deepprune.judge.heads import classifier_head
 
-    head = minilm_cross(finetune="lora", lora_r=4, dtype="float32")
+    head = classifier_head(minilm_dir(), finetune="lora", lora_r=4, dtype="float32", max_length=256)
     ids = head.encode("the answer is 4", "it is 5")
     tok = head.tokenizer
     assert ids[0] == tok.cls_token_id and ids.count(tok.sep_token_id) == 2
@@ -185,20 +186,22 @@ def test_generative_max_length_too_small(tiny_qwen3_dir):
 
 @pytest.fixture()
 def tiny_siamese(deepprune_cache_dir):
-    from deepprune.judge.heads import tiny_siamese
+    from deepprune.assets import tiny_siamese_dir
+    from deepprune.judge.siamese import siamese_head
 
     torch.manual_seed(0)
-    return tiny_siamese(deepprune_cache_dir, segment_max_tokens=16).eval()
+    return siamese_head(tiny_siamese_dir(deepprune_cache_dir), dtype="float32", segment_max_tokens=16).eval()
 
 
 def test_minilm_siamese_starts_as_the_cosine_reference():
     """Untrained, the default judge's logit is exactly 20 * SentenceBERT cosine - 14 (so the same ranking)."""
     import numpy as np
 
-    from deepprune.judge.heads import minilm
+    from deepprune.assets import minilm_dir
     from deepprune.judge.scorers import EmbeddingScorer
+    from deepprune.judge.siamese import siamese_head
 
-    head = minilm(dtype="float32").eval()
+    head = siamese_head(minilm_dir(), dtype="float32").eval()
     assert head.kind == "classifier" and head.backbone.config.model_type == "deepprune_siamese_bert"
     with torch.no_grad():
         logits = head(*head.collate(PAIRS))
@@ -249,7 +252,7 @@ def test_siamese_trains_every_weight(tiny_siamese):
 
 
 def test_siamese_rejects_non_bert_folders(tiny_qwen3_dir):
-    from deepprune.judge.heads import siamese_head
+    from deepprune.judge.siamese import siamese_head
 
     with pytest.raises(ValueError, match=r"\[CLS\] and \[SEP\]|BERT"):
         siamese_head(tiny_qwen3_dir)

@@ -58,9 +58,10 @@ def _traces() -> list[Trace]:
 
 @pytest.fixture(scope="module")
 def siamese_head(deepprune_cache_dir):
-    from deepprune.judge.heads import tiny_siamese
+    from deepprune.assets import tiny_siamese_dir
+    from deepprune.judge.siamese import siamese_head
 
-    return tiny_siamese(deepprune_cache_dir, segment_max_tokens=64)
+    return siamese_head(tiny_siamese_dir(deepprune_cache_dir), dtype="float32", segment_max_tokens=64)
 
 
 @pytest.mark.parametrize("rule", [TokenPrefix(40), WordPrefix(4)], ids=["tokens", "words"])

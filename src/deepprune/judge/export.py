@@ -26,6 +26,7 @@ import torch
 from deepprune.judge.backbone import is_peft_model, load_backbone, load_tokenizer
 from deepprune.judge.heads import ClassifierHead, GenerativeHead, JudgeHead
 from deepprune.judge.prompt import JudgePrompt
+from deepprune.judge.siamese import siamese_head  # noqa: F401  registers the siamese model type for load_head
 from deepprune.runtime import get_logger, write_json
 from deepprune.truncation import PrefixRule, rule_from_record
 
