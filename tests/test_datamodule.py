@@ -171,7 +171,7 @@ def test_group_batches_are_sharded_over_ranks():
     together the single-device epoch; one device keeps the plain batch sampler."""
     from types import SimpleNamespace
 
-    from deepprune.judge.datamodule import ShardedGroupBatches
+    from deepprune.judge.samplers import ShardedGroupBatches
 
     def batches(world_size, rank):
         dm = make_dm(group_batch_traces=3, group_batches_per_epoch=5)

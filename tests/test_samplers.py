@@ -1,10 +1,11 @@
-"""Samplers: plain returns None; oversample hits the hand-computed minority share with a fixed seed."""
+"""Samplers: plain returns None; oversample hits the hand-computed minority share with a fixed seed; group batches
+hold every pair among the drawn traces of one group."""
 
 from collections import Counter
 
 import pytest
 
-from deepprune.judge.samplers import OversampleSampler, oversample, plain
+from deepprune.judge.samplers import GroupBatchSampler, OversampleSampler, oversample, plain
 
 LABELS = [1] * 30 + [0] * 70  # same-answer pairs are the minority, as in champ
 
@@ -44,3 +45,22 @@ def test_oversample_is_seeded_and_reshuffles_per_epoch():
 def test_oversample_rejects_factor_below_one():
     with pytest.raises(ValueError, match="factor"):
         oversample(LABELS, factor=0.5)
+
+
+def test_group_batches_hold_every_pair_among_drawn_traces():
+    texts, groups = [], []
+    for g in ("g1", "g2"):
+        names = [f"{g}-t{i}" for i in range(5)]
+        for i in range(5):
+            for j in range(i + 1, 5):
+                texts.append((names[i], names[j]))
+                groups.append(g)
+    sampler = GroupBatchSampler(groups, texts, traces_per_batch=3, num_batches=7, seed=1)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 7
+    for batch in batches:
+        assert len({groups[i] for i in batch}) == 1
+        drawn = {t for i in batch for t in texts[i]}
+        assert len(drawn) == 3 and len(batch) == 3  # C(3, 2): all pairs among the 3 drawn traces
+    again = GroupBatchSampler(groups, texts, traces_per_batch=3, num_batches=7, seed=1)
+    assert list(again) == batches and list(again) != batches  # reproducible, and each epoch differs

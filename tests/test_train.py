@@ -255,27 +255,6 @@ def test_siamese_group_batches_run(tmp_path):
     assert config["model_type"] == "deepprune_siamese_bert"
 
 
-def test_group_batches_hold_every_pair_among_drawn_traces():
-    from deepprune.judge.datamodule import GroupBatchSampler
-
-    texts, groups = [], []
-    for g in ("g1", "g2"):
-        names = [f"{g}-t{i}" for i in range(5)]
-        for i in range(5):
-            for j in range(i + 1, 5):
-                texts.append((names[i], names[j]))
-                groups.append(g)
-    sampler = GroupBatchSampler(groups, texts, traces_per_batch=3, num_batches=7, seed=1)
-    batches = list(sampler)
-    assert len(batches) == len(sampler) == 7
-    for batch in batches:
-        assert len({groups[i] for i in batch}) == 1
-        drawn = {t for i in batch for t in texts[i]}
-        assert len(drawn) == 3 and len(batch) == 3  # C(3, 2): all pairs among the 3 drawn traces
-    again = GroupBatchSampler(groups, texts, traces_per_batch=3, num_batches=7, seed=1)
-    assert list(again) == batches and list(again) != batches  # reproducible, and each epoch differs
-
-
 def test_group_batches_refuse_a_sampler(tmp_path):
     cfg = make_cfg(tmp_path, "sampler=oversample", "data.group_batch_traces=3", "trainer.fast_dev_run=true")
     with pytest.raises(ValueError, match="group_batch_traces builds its own"):

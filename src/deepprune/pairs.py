@@ -16,7 +16,8 @@ traces that did not finish are left out of the pairs and counted (``PairSet.excl
 sentence would give a made-up one.
 
 :func:`split_by_model` is the paper's cross-model test (train on some generating models, test on unseen ones);
-:func:`split_by_problem` is a seeded split in which no problem lands on two sides.
+:func:`split_by_problem` is a seeded split in which no problem lands on two sides; :func:`split_traces` combines
+them into the judge's train/val/test split (what ``PairDataModule`` trains on).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from deepprune.answers import AnswerClasses, extract_answer, looks_finished
@@ -167,3 +168,59 @@ def split_by_problem(
     val = [t for t in traces if t.problem_id in val_ids]
     test = [t for t in traces if t.problem_id in test_ids]
     return train, val, test
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_traces(
+    traces: Iterable[Trace],
+    split: str = "model",
+    test_models: Sequence[str] = (),
+    val_models: Sequence[str] = (),
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    disjoint_problems: bool = True,
+    seed: int = 0,
+    max_problems: int | Mapping[str, int | None] | None = None,
+) -> dict[str, list[Trace]]:
+    """``{"train": ..., "val": ..., "test": ...}``: the judge's data split, then a seeded problem cap per side.
+
+    ``split="problem"``: :func:`split_by_problem` over all models. ``split="model"``: :func:`split_by_model`
+    (``val`` is ``val_models``, or the training models when that is empty, so checkpoint selection never sees a
+    test model); with ``disjoint_problems`` the three sides also keep only the problems a seeded
+    :func:`split_by_problem` gives them (unseen models AND unseen problems at test), otherwise, without
+    ``val_models``, val is a problem split of train. ``max_problems`` (one cap, or one per side) keeps a seeded
+    subsample of each side's problems, taken before pairs are built (pair labels cost answer comparisons).
+    """
+    if split not in ("model", "problem"):
+        raise ValueError(f"split must be 'model' or 'problem', got {split!r}")
+    traces = list(traces)
+    if split == "problem":
+        parts = dict(zip(SPLITS, split_by_problem(traces, val_fraction, test_fraction, seed)))
+    else:
+        train, val, test = split_by_model(traces, test_models, val_models)
+        if disjoint_problems:
+            # held-out models AND held-out problems: the test measures generalization on both axes
+            ids = [
+                {t.problem_id for t in side} for side in split_by_problem(traces, val_fraction, test_fraction, seed)
+            ]
+            val = val if val_models else train
+            parts = {
+                name: [t for t in side if t.problem_id in keep]
+                for name, side, keep in zip(SPLITS, (train, val, test), ids)
+            }
+        else:
+            if not val_models:
+                train, val, _ = split_by_problem(train, val_fraction, 0.0, seed)
+            parts = {"train": train, "val": val, "test": test}
+    caps = max_problems if isinstance(max_problems, Mapping) else dict.fromkeys(SPLITS, max_problems)
+    return {name: _subsample_problems(part, caps.get(name), f"{seed}-problems-{name}") for name, part in parts.items()}
+
+
+def _subsample_problems(traces: list[Trace], cap: int | None, seed: str) -> list[Trace]:
+    ids = sorted({t.problem_id for t in traces})
+    if cap is None or len(ids) <= cap:
+        return traces
+    keep = set(random.Random(seed).sample(ids, cap))
+    return [t for t in traces if t.problem_id in keep]

@@ -6,7 +6,8 @@ optional seeded subsample per split (`max_pairs`, for CPU-scale runs) -> cut eve
 rule (a `deepprune.truncation.PrefixRule`: first k tokens of the judge's tokenizer, or up to the k-th reasoning
 word; the same rule the export records and online pruning applies) -> `head.encode(a, b)`.
 Batches are padded per batch by `PairCollator`; with `group_batch_traces` a training batch is every pair
-among a few traces of one (problem, model) group (`GroupBatchSampler`, made for siamese judges).
+among a few traces of one (problem, model) group (`deepprune.judge.samplers.GroupBatchSampler`, made for
+siamese judges). The split itself is `deepprune.pairs.split_traces`, a pure function of the traces.
 A split without pairs, or without one of the two classes, stops the run here, before any training, with
 the counts of every split.
 """
@@ -22,15 +23,16 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deepprune.answers import AnswerClasses
+from deepprune.judge.samplers import GroupBatchSampler, ShardedGroupBatches
+from deepprune.pairs import SPLITS, build_pairs, split_traces
 from deepprune.runtime import get_logger, write_json
 from deepprune.truncation import PrefixRule, TokenPrefix
 
 log = get_logger(__name__)
 
-SPLITS = ("train", "val", "test")
 SamplerFactory = Callable[[Sequence[int]], "Sampler[int] | None"]
 
 
@@ -69,84 +71,6 @@ class PairCollator:
             "texts": [tuple(f["texts"]) for f in features],
             "indices": [int(f.get("index", -1)) for f in features],
         }
-
-
-class GroupBatchSampler(Sampler[list[int]]):
-    """Batches of all the pairs among a few traces of one (problem, model) group.
-
-    Each batch draws a group (uniformly), then ``traces_per_batch`` of its traces, and holds every pair of the
-    dataset between two drawn traces: C(k, 2) pairs from only k traces, so a bi-encoder, which embeds each
-    distinct trace once per batch, learns from many pairs per forward pass, and every batch contrasts traces
-    of one problem, which is the judge's task. Groups without a pair among the drawn traces are redrawn.
-
-    Args:
-        groups: the group key of every pair (dataset order).
-        texts: the two (truncated) texts of every pair; a trace is identified by its text.
-        traces_per_batch: k.
-        num_batches: batches per epoch.
-        seed: epoch e uses ``Random(f"{seed}-{e}")``, so the order is reproducible and differs between epochs.
-    """
-
-    def __init__(
-        self,
-        groups: Sequence[str],
-        texts: Sequence[tuple[str, str]],
-        traces_per_batch: int = 8,
-        num_batches: int = 100,
-        seed: int = 0,
-    ) -> None:
-        if traces_per_batch < 2:
-            raise ValueError(f"data.group_batch_traces must be >= 2, got {traces_per_batch}")
-        self.by_group: dict[str, list[int]] = {}
-        for i, g in enumerate(groups):
-            self.by_group.setdefault(g, []).append(i)
-        self.keys = sorted(self.by_group)
-        self.texts, self.k, self.num_batches, self.seed = texts, int(traces_per_batch), int(num_batches), seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def __iter__(self):
-        rng = random.Random(f"{self.seed}-{self.epoch}")
-        self.epoch += 1
-        made = 0
-        while made < self.num_batches:
-            members = self.by_group[rng.choice(self.keys)]
-            traces = sorted({t for i in members for t in self.texts[i]})
-            chosen = set(rng.sample(traces, min(self.k, len(traces))))
-            batch = [i for i in members if self.texts[i][0] in chosen and self.texts[i][1] in chosen]
-            if batch:
-                made += 1
-                yield batch
-
-
-class ShardedGroupBatches(IterableDataset):
-    """One rank's share of a `GroupBatchSampler` stream under DDP, as collated batches.
-
-    Every rank draws the same seeded stream; batch i goes to rank ``i % world_size``, and each rank yields
-    ``len(sampler) // world_size`` batches, so ranks step in lockstep and together see the single-device epoch
-    (as `DistributedSampler` splits a dataset). An iterable, because Lightning would otherwise try to inject its
-    own distributed sampler into the batch sampler, which it cannot do for this one.
-    """
-
-    def __init__(
-        self, dataset: Dataset, sampler: GroupBatchSampler, collate: Callable, rank: int, world_size: int
-    ) -> None:
-        self.dataset, self.sampler, self.collate = dataset, sampler, collate
-        self.rank, self.world_size = int(rank), int(world_size)
-
-    def __len__(self) -> int:
-        return len(self.sampler) // self.world_size
-
-    def __iter__(self):
-        made, wanted = 0, len(self)
-        for i, batch in enumerate(self.sampler):
-            if made == wanted:
-                break
-            if i % self.world_size == self.rank:
-                made += 1
-                yield self.collate([self.dataset[j] for j in batch])
 
 
 class PairDataset(Dataset):
@@ -293,47 +217,11 @@ class PairDataModule(L.LightningDataModule):
         """The prefix rule the pairs use, bound to the head's tokenizer where it counts with the judge's."""
         return self.truncation.bind(getattr(self.head, "tokenizer", None))
 
-    def split_traces(self, traces: Sequence[Any]) -> dict[str, list[Any]]:
-        """Train/val/test traces, then a seeded problem subsample per split (`max_problems`)."""
-        from deepprune.pairs import split_by_model, split_by_problem
-
-        traces = list(traces)
-        if self.split == "problem":
-            parts = dict(zip(SPLITS, split_by_problem(traces, self.val_fraction, self.test_fraction, self.seed)))
-        else:
-            train, val, test = split_by_model(traces, self.test_models, self.val_models)
-            if self.disjoint_problems:
-                # held-out models AND held-out problems: the test measures generalization on both axes
-                ids = [
-                    {t.problem_id for t in side}
-                    for side in split_by_problem(traces, self.val_fraction, self.test_fraction, self.seed)
-                ]
-                val = val if self.val_models else train
-                parts = {
-                    name: [t for t in side if t.problem_id in keep]
-                    for name, side, keep in zip(SPLITS, (train, val, test), ids)
-                }
-            else:
-                if not self.val_models:
-                    train, val, _ = split_by_problem(train, self.val_fraction, 0.0, self.seed)
-                parts = {"train": train, "val": val, "test": test}
-        return {name: self._subsample_problems(name, part) for name, part in parts.items()}
-
-    def _subsample_problems(self, name: str, traces: list[Any]) -> list[Any]:
-        cap = self.max_problems[name]
-        ids = sorted({t.problem_id for t in traces})
-        if cap is None or len(ids) <= cap:
-            return traces
-        keep = set(random.Random(f"{self.seed}-problems-{name}").sample(ids, cap))
-        return [t for t in traces if t.problem_id in keep]
-
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         if self.head is None:
             raise ValueError("PairDataModule needs a head (for encode/pad_token_id) before setup()")
-        from deepprune.pairs import build_pairs
-
         traces = self.traces_source() if callable(self.traces_source) else self.traces_source
         checker = self.checker
         if self.label_cache is not None:
@@ -342,7 +230,10 @@ class PairDataModule(L.LightningDataModule):
 
                 checker = get_checker()
             checker = CachedAnswerClasses(checker, self.label_cache)
-        parts = self.split_traces(traces)
+        parts = split_traces(
+            traces, self.split, self.test_models, self.val_models, self.val_fraction, self.test_fraction,
+            self.disjoint_problems, self.seed, self.max_problems,
+        )  # fmt: skip
         self.problem_ids = {name: sorted({str(t.problem_id) for t in part}) for name, part in parts.items()}
         pair_sets = {name: build_pairs(part, checker=checker) for name, part in parts.items()}
         if isinstance(checker, CachedAnswerClasses):

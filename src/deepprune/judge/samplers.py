@@ -1,18 +1,21 @@
-"""Training-set samplers for the pair DataModule, selected by the Hydra `sampler=` group.
+"""Training-set samplers for the pair DataModule.
 
-A sampler factory takes the training labels (known only once the DataModule has built its pairs, hence
-`_partial_: true` in `conf/sampler/*.yaml`) and returns a `torch.utils.data.Sampler`, or None for plain
-shuffling. Under DDP Lightning wraps a custom sampler in its `DistributedSamplerWrapper`, so
-oversampling stays valid on several devices.
+- The Hydra `sampler=` group: a sampler factory takes the training labels (known only once the DataModule has
+  built its pairs, hence `_partial_: true` in `conf/sampler/*.yaml`) and returns a `torch.utils.data.Sampler`, or
+  None for plain shuffling. Under DDP Lightning wraps a custom sampler in its `DistributedSamplerWrapper`, so
+  oversampling stays valid on several devices.
+- Group batches (`data.group_batch_traces`): `GroupBatchSampler` yields whole batches of the pairs among a few
+  traces of one (problem, model) group; `ShardedGroupBatches` splits its stream over DDP ranks.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, IterableDataset, Sampler
 
 
 def plain(labels: Sequence[int]) -> None:
@@ -58,3 +61,81 @@ class OversampleSampler(Sampler[int]):
 def oversample(labels: Sequence[int], factor: float = 2.0, seed: int = 0) -> OversampleSampler:
     """Oversample the minority class by `factor` (2 as in the paper); see `OversampleSampler`."""
     return OversampleSampler(labels, factor=factor, seed=seed)
+
+
+class GroupBatchSampler(Sampler[list[int]]):
+    """Batches of all the pairs among a few traces of one (problem, model) group.
+
+    Each batch draws a group (uniformly), then ``traces_per_batch`` of its traces, and holds every pair of the
+    dataset between two drawn traces: C(k, 2) pairs from only k traces, so a bi-encoder, which embeds each
+    distinct trace once per batch, learns from many pairs per forward pass, and every batch contrasts traces
+    of one problem, which is the judge's task. Groups without a pair among the drawn traces are redrawn.
+
+    Args:
+        groups: the group key of every pair (dataset order).
+        texts: the two (truncated) texts of every pair; a trace is identified by its text.
+        traces_per_batch: k.
+        num_batches: batches per epoch.
+        seed: epoch e uses ``Random(f"{seed}-{e}")``, so the order is reproducible and differs between epochs.
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[str],
+        texts: Sequence[tuple[str, str]],
+        traces_per_batch: int = 8,
+        num_batches: int = 100,
+        seed: int = 0,
+    ) -> None:
+        if traces_per_batch < 2:
+            raise ValueError(f"data.group_batch_traces must be >= 2, got {traces_per_batch}")
+        self.by_group: dict[str, list[int]] = {}
+        for i, g in enumerate(groups):
+            self.by_group.setdefault(g, []).append(i)
+        self.keys = sorted(self.by_group)
+        self.texts, self.k, self.num_batches, self.seed = texts, int(traces_per_batch), int(num_batches), seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(f"{self.seed}-{self.epoch}")
+        self.epoch += 1
+        made = 0
+        while made < self.num_batches:
+            members = self.by_group[rng.choice(self.keys)]
+            traces = sorted({t for i in members for t in self.texts[i]})
+            chosen = set(rng.sample(traces, min(self.k, len(traces))))
+            batch = [i for i in members if self.texts[i][0] in chosen and self.texts[i][1] in chosen]
+            if batch:
+                made += 1
+                yield batch
+
+
+class ShardedGroupBatches(IterableDataset):
+    """One rank's share of a `GroupBatchSampler` stream under DDP, as collated batches.
+
+    Every rank draws the same seeded stream; batch i goes to rank ``i % world_size``, and each rank yields
+    ``len(sampler) // world_size`` batches, so ranks step in lockstep and together see the single-device epoch
+    (as `DistributedSampler` splits a dataset). An iterable, because Lightning would otherwise try to inject its
+    own distributed sampler into the batch sampler, which it cannot do for this one.
+    """
+
+    def __init__(
+        self, dataset: Dataset, sampler: GroupBatchSampler, collate: Callable, rank: int, world_size: int
+    ) -> None:
+        self.dataset, self.sampler, self.collate = dataset, sampler, collate
+        self.rank, self.world_size = int(rank), int(world_size)
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.world_size
+
+    def __iter__(self) -> Iterator[dict]:
+        made, wanted = 0, len(self)
+        for i, batch in enumerate(self.sampler):
+            if made == wanted:
+                break
+            if i % self.world_size == self.rank:
+                made += 1
+                yield self.collate([self.dataset[j] for j in batch])
