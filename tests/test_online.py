@@ -218,6 +218,7 @@ def cli_overrides(tmp_path: Path) -> list[str]:
         "scale.prefix_k=2",
         "scale.k2=2",
         "generator.shuffle=false",
+        "orders=1",  # one arrival order: the hand-computed totals below are for one run per problem
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
 

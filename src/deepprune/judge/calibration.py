@@ -50,6 +50,7 @@ __all__ = [
     "calibrate_judge",
     "CalibratedScorer",
     "calibrated_scorer",
+    "tau_from_record",
 ]
 
 EPS = 1e-6
@@ -529,3 +530,29 @@ def calibrated_scorer(scorer: Any, record: Mapping[str, Any] | None) -> Any:
     """``scorer`` wrapped in the calibration its export ``record`` holds (unchanged when there is none)."""
     cal = calibration_from_record((record or {}).get("calibration"))
     return scorer if isinstance(cal, IdentityCalibration) else CalibratedScorer(scorer, cal)
+
+
+def tau_from_record(
+    record: Mapping[str, Any] | None, target: str | None = None, rate: float | None = None
+) -> TauChoice:
+    """``tau=auto`` for an exported judge: the threshold its export recorded, or one chosen for another
+    ``target``/``rate`` on the (calibrated) validation pairs it recorded.
+
+    A judge without a validation record (not exported by ``python -m deepprune.train`` with calibration, or not a
+    trained judge at all) raises: ``auto`` has nothing to be chosen on.
+    """
+    record = record or {}
+    recorded = record.get("tau_auto")
+    pairs = record.get("validation_pairs")
+    if not recorded and not pairs:
+        raise ValueError(
+            "tau=auto needs a judge with a validation record (an export of `python -m deepprune.train` with "
+            "calibration, which records tau_auto and its validation pairs); this judge has none: set tau=<0..1>"
+        )
+    if recorded and target in (None, recorded["target"]) and rate in (None, recorded["rate"]):
+        return TauChoice(**recorded)
+    if not pairs:
+        raise ValueError(f"tau=auto for {target} {rate}: the export records only {recorded}, no validation pairs")
+    target = target if target is not None else (recorded or {}).get("target", "same_split")
+    rate = rate if rate is not None else (recorded or {}).get("rate", 0.2)
+    return choose_tau(pairs["scores"], pairs["labels"], target, float(rate))

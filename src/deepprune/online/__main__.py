@@ -2,7 +2,10 @@
 
 Runs a policy (DeepPrune by default) over problems with a generator (replay by default) and its cons@N
 reference on the same traces; writes ``results.jsonl`` (one record per problem, resumable), ``metrics.json``
-and logs a side-by-side table. ``tau=0.5,0.63,0.75`` sweeps without ``-m`` and ends with one table.
+and logs a side-by-side table. ``tau=0.5,0.63,0.75`` sweeps without ``-m`` and ends with one table. ``tau=auto``
+takes the threshold an exported judge recorded on its validation pairs (or chooses one there for ``tau_target``
+and ``tau_rate``) and logs it; ``orders=R`` replays each problem in R seeded arrival orders, and the table gives
+95% bootstrap intervals over problems.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from deepprune.runtime import CONF_DIR, get_logger
+from deepprune.runtime import CONF_DIR, get_logger, write_metrics
 from deepprune.validation import check_choice, check_int_at_least, check_probability
 
 log = get_logger("deepprune.online")
@@ -24,7 +27,9 @@ def check_config(cfg: DictConfig) -> None:
     """Reject bad settings with the offending key, before any model or engine is loaded."""
     from hydra.utils import get_class
 
-    check_probability("tau", cfg.tau)
+    if str(cfg.tau) != "auto":  # auto: chosen on the judge's validation pairs once the judge is known
+        check_probability("tau", cfg.tau)
+    check_int_at_least("orders", cfg.get("orders", 1), 1)
     check_int_at_least("n", cfg.n, 1, allow_none=True)
     check_int_at_least("max_problems", cfg.max_problems, 1, allow_none=True)
     check_int_at_least("seed", cfg.seed, 0)
@@ -64,7 +69,8 @@ def traces_per_problem(generator: Any, problems: list, n: int | None) -> int:
 
 
 # config keys that do not change a problem's outcome: where files go, which problems run, where to resume from
-_NOT_OUTCOME = ("paths", "hydra", "resume_dir", "max_problems", "unseen_problems_only", "task_name")
+# (orders adds runs with their own seeds: a run extended to more orders reuses the ones it has)
+_NOT_OUTCOME = ("paths", "hydra", "resume_dir", "max_problems", "unseen_problems_only", "task_name", "orders")
 
 
 def outcome_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -103,6 +109,7 @@ def main(cfg: DictConfig) -> dict:
         check_questions(problems, f"problems ({cfg.problems.get('path', cfg.problems._target_)})")
     generator = instantiate(cfg.generator)
     policy = None  # built once n is known (n=null: from the replayed traces)
+    tau_auto = None  # tau=auto: the choice made on the judge's validation pairs
     try:
         if problems is None:
             if not callable(getattr(generator, "problems", None)):
@@ -110,7 +117,14 @@ def main(cfg: DictConfig) -> dict:
             problems = generator.problems()
         # from the `judge` group, not the policy's judge: cons@N, DeepConf and the oracle in a sweep beside
         # DeepPrune must run on the same problems
-        seen = getattr(instantiate(cfg.judge), "seen_problems", set()) if cfg.get("judge") else set()
+        judge = instantiate(cfg.judge) if cfg.get("judge") else None
+        seen = getattr(judge, "seen_problems", set()) if judge is not None else set()
+        if str(cfg.tau) == "auto":
+            from deepprune.judge.calibration import tau_from_record
+
+            tau_auto = tau_from_record(getattr(judge, "record", None), cfg.get("tau_target"), cfg.get("tau_rate"))
+            log.info("%s", tau_auto)
+            cfg.tau = tau_auto.tau  # the policy's tau interpolates it
         if seen and cfg.unseen_problems_only:
             problems, dropped = drop_seen_problems(problems, seen)
             log.info("skipping %d problem(s) the judge trained or validated on (unseen_problems_only)", dropped)
@@ -127,14 +141,19 @@ def main(cfg: DictConfig) -> dict:
         reference = ConsensusPolicy(n=cfg.n) if cfg.reference == "cons" else None
         metrics = run_online(
             problems, generator, policy, cfg.paths.output_dir, reference, cfg.seed, cfg.resume_dir,
-            settings=outcome_settings(cfg),
+            settings=outcome_settings(cfg), orders=int(cfg.get("orders", 1)),
         )  # fmt: skip
+        if tau_auto is not None:
+            metrics["tau_auto"] = tau_auto.to_record()
+            write_metrics(metrics, cfg.paths.output_dir)
     finally:
         generator.close()
         close_judge = getattr(getattr(policy, "judge", None), "close", None)
         if callable(close_judge):  # a vLLM-served judge owns an engine process
             close_judge()
     log.info("online results (%s):\n%s", cfg.paths.output_dir, metrics_table(metrics, {"tau": cfg.tau}))
+    if tau_auto is not None:
+        log.info("%s", tau_auto)
     return metrics
 
 

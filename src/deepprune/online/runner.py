@@ -8,7 +8,12 @@ skipped, so an interrupted run resumes where it stopped; ``fingerprint.json`` ho
 and a run with other settings refuses to reuse them. ``metrics.json`` holds the summary per policy.
 
 Per-problem seeds are derived from the run seed and the problem id (not its position), so skipping or
-reordering problems never changes which traces a problem gets.
+reordering problems never changes which traces a problem gets. With ``orders=R`` every problem runs R times, each
+with its own seed (:func:`order_seed`; order 0 is the problem's seed of a single-order run), which under replay is
+R seeded arrival orders of the same traces; policy and reference share each order's seed. ``metrics.json`` then
+holds, besides the means over all (problem, order) runs, 95% bootstrap intervals that resample *problems*
+(:mod:`deepprune.stats`): accuracy of both, the token reduction, and the paired accuracy difference to the
+reference on the same orders.
 
 :class:`SweepSummary` is a Hydra callback: at the end of a multirun it reads each job's ``metrics.json`` and
 overrides, writes ``sweep_summary.md`` into the sweep dir and logs the table.
@@ -34,14 +39,19 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-__all__ = ["drop_seen_problems", "problem_seed", "run_online", "metrics_table", "SweepSummary", "RESULTS_FILE"]
+__all__ = [
+    "drop_seen_problems", "problem_seed", "order_seed", "run_online", "metrics_table", "SweepSummary", "RESULTS_FILE",
+]  # fmt: skip
 
 RESULTS_FILE = "results.jsonl"
 FINGERPRINT_FILE = "fingerprint.json"
 # the policy attributes that change outcomes (those a policy has), and the judge's
 _POLICY_KEYS = ("n", "tau", "max_clusters", "k1", "k2", "k3", "warmup", "window", "percentile", "when_full")
 _JUDGE_KEYS = ("p", "name", "model_name", "max_tokens", "max_length", "export_dir", "kind")
-TABLE_COLUMNS = ("policy", "problems", "accuracy", "tokens_mean", "token_reduction", "judge_calls_mean", "pass_at_k")
+TABLE_COLUMNS = (
+    "policy", "problems", "orders", "accuracy", "accuracy_ci", "tokens_mean", "token_reduction", "token_reduction_ci",
+    "diff_vs_reference", "judge_calls_mean", "pass_at_k",
+)  # fmt: skip
 
 
 def drop_seen_problems(problems: Sequence[Problem], seen: set[str]) -> tuple[list[Problem], int]:
@@ -60,6 +70,7 @@ def run_online(
     resume_dir: str | Path | None = None,
     checker: AnswerEquivalence | None = None,
     settings: Mapping[str, Any] | None = None,
+    orders: int = 1,
 ) -> dict[str, Any]:
     """Run ``policy`` (and ``reference``) on ``problems``; returns the metrics also written to metrics.json.
 
@@ -68,12 +79,14 @@ def run_online(
     ``<out_dir>/fingerprint.json``; finished problems are reused (from ``out_dir`` or ``resume_dir``) only when
     their run stored the same settings, otherwise the run stops and names the settings that differ.
     """
+    if orders < 1:
+        raise ValueError(f"orders must be >= 1, got {orders}")
     out_dir = Path(out_dir)
     results = out_dir / RESULTS_FILE
     if settings is None:
         settings = {"seed": seed, "policy": policy_settings(policy), "reference": policy_settings(reference)}
     settings = json.loads(json.dumps(settings, default=str))  # plain JSON values, as they read back from disk
-    done = {r["problem_id"]: r for r in read_jsonl_records(results)}
+    done = {_key(r): r for r in read_jsonl_records(results)}
     previous_records: list[dict[str, Any]] = []
     if resume_dir is not None and Path(resume_dir).resolve() != out_dir.resolve():
         previous = Path(resume_dir) / RESULTS_FILE
@@ -89,29 +102,38 @@ def run_online(
         check_fingerprint(Path(resume_dir), settings)  # type: ignore[arg-type]
     write_json(out_dir / FINGERPRINT_FILE, {"settings": settings, "sha256": _digest(settings)})
     for rec in previous_records:
-        if rec["problem_id"] not in done:
+        if _key(rec) not in done:
             append_jsonl(results, rec)
-            done[rec["problem_id"]] = rec
+            done[_key(rec)] = rec
     if done:
-        log.info("resuming: %d of %d problems already done", len(done), len(problems))
+        log.info("resuming: %d of %d runs already done", len(done), len(problems) * orders)
 
-    todo = [p for p in problems if p.problem_id not in done]
+    todo = [(p, r) for p in problems for r in range(orders) if (p.problem_id, r) not in done]
     tracked = TraceProgress(generator)  # a per-trace bar under the per-problem one
-    for problem in progress(todo, desc=policy.name, total=len(todo), unit="problem"):
-        s = problem_seed(seed, problem.problem_id)
-        rec = {"problem_id": problem.problem_id, "seed": s}
+    for problem, order in progress(todo, desc=policy.name, total=len(todo), unit="run"):
+        s = order_seed(seed, problem.problem_id, order)
+        rec = {"problem_id": problem.problem_id, "order": order, "seed": s}
         rec.update(score_outcome(policy.run(problem, tracked, s), problem.gold, checker))
         if reference is not None:
             rec["reference"] = score_outcome(reference.run(problem, tracked, s), problem.gold, checker)
         append_jsonl(results, rec)
-        done[problem.problem_id] = rec
+        done[(problem.problem_id, order)] = rec
     tracked.close_bar()
 
     wanted = {p.problem_id for p in problems}
-    records = [r for pid, r in done.items() if pid in wanted]
+    records = [r for (pid, order), r in done.items() if pid in wanted and order < orders]
     metrics = compute_metrics(records)
     write_metrics(metrics, out_dir)
     return metrics
+
+
+def order_seed(seed: int, problem_id: str, order: int) -> int:
+    """The seed of one arrival order of a problem; order 0 is :func:`problem_seed` (a single-order run's)."""
+    return problem_seed(seed, problem_id if order == 0 else f"{problem_id}#order{order}")
+
+
+def _key(record: Mapping[str, Any]) -> tuple[str, int]:
+    return record["problem_id"], int(record.get("order", 0))  # records from before orders existed are order 0
 
 
 def policy_settings(policy: Policy | None) -> dict[str, Any] | None:
@@ -131,6 +153,10 @@ def policy_settings(policy: Policy | None) -> dict[str, Any] | None:
     if judge is not None:
         simple = {k: v for k, v in vars(judge).items() if k in _JUDGE_KEYS and isinstance(v, bool | int | float | str)}
         out["judge"] = {"class": type(judge).__qualname__, **simple}
+    aggregation = getattr(policy, "aggregation", None)
+    if aggregation is not None:
+        simple = {k: v for k, v in vars(aggregation).items() if v is None or isinstance(v, bool | int | float | str)}
+        out["aggregation"] = {"class": type(aggregation).__qualname__, **simple}
     return out
 
 
@@ -187,12 +213,76 @@ def compute_metrics(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         metrics["token_reduction"] = 1 - own / ref_tokens if ref_tokens else None
         policies[name]["token_reduction"] = metrics["token_reduction"]
         policies[ref_name]["token_reduction"] = 0.0
+    add_intervals(metrics, records)
     return metrics
+
+
+def add_intervals(metrics: dict[str, Any], records: Sequence[dict[str, Any]], level: float = 0.95) -> None:
+    """Problem-clustered bootstrap intervals (:mod:`deepprune.stats`) into ``metrics``, in place.
+
+    ``metrics["intervals"]`` holds them in full; each policy's summary gets ``problems`` (distinct), ``orders``,
+    ``accuracy_low``/``_high``, and, against the reference, ``token_reduction_low``/``_high`` and the paired
+    ``accuracy_diff`` with ``accuracy_diff_low``/``_high`` (the policy minus the reference on the same orders).
+    """
+    from deepprune.stats import clustered_bootstrap_ci, paired_diff_ci, ratio_reduction_ci
+
+    by_problem: dict[str, list[dict[str, Any]]] = {}
+    for i, r in enumerate(records):  # a record without a problem id is a problem of its own
+        by_problem.setdefault(r.get("problem_id", f"#{i}"), []).append(r)
+    runs = list(by_problem.values())
+    orders = max(len(rs) for rs in runs)
+    name = metrics[POLICY]
+    acc = clustered_bootstrap_ci([_mean_of(rs, lambda r: float(r["correct"])) for rs in runs], level)
+    out: dict[str, Any] = {"level": level, "problems": len(runs), "orders": orders, "accuracy": acc.to_dict()}
+    policies = metrics[POLICIES]
+    policies[name] |= {"problems": len(runs), "orders": orders, "accuracy_low": acc.low, "accuracy_high": acc.high}
+    ref_name = metrics.get("reference")
+    if ref_name is not None and all(r.get("reference") for r in records):
+        ref_acc = clustered_bootstrap_ci(
+            [_mean_of(rs, lambda r: float(r["reference"]["correct"])) for rs in runs], level
+        )
+        diff = paired_diff_ci(
+            [_mean_of(rs, lambda r: float(r["correct"])) for rs in runs],
+            [_mean_of(rs, lambda r: float(r["reference"]["correct"])) for rs in runs],
+            level,
+        )
+        tokens = [sum(r["tokens"] for r in rs) for rs in runs]
+        ref_tokens = [sum(r["reference"]["tokens"] for r in rs) for rs in runs]
+        out["reference_accuracy"] = ref_acc.to_dict()
+        out["accuracy_diff"] = diff.to_dict()
+        if sum(ref_tokens) > 0:
+            red = ratio_reduction_ci(tokens, ref_tokens, level)
+            out["token_reduction"] = red.to_dict()
+            policies[name] |= {"token_reduction_low": red.low, "token_reduction_high": red.high}
+        policies[name] |= {"accuracy_diff": diff.mean, "accuracy_diff_low": diff.low, "accuracy_diff_high": diff.high}
+        policies[ref_name] |= {
+            "problems": len(runs), "orders": orders, "accuracy_low": ref_acc.low, "accuracy_high": ref_acc.high,
+        }  # fmt: skip
+    metrics["intervals"] = out
+
+
+def _mean_of(runs: Sequence[dict[str, Any]], value: Any) -> float:
+    return sum(value(r) for r in runs) / len(runs)
+
+
+def with_interval_columns(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``row`` plus the table's interval cells: ``accuracy_ci``, ``token_reduction_ci``, ``diff_vs_reference``."""
+    out = dict(row)
+    if row.get("accuracy_low") is not None:
+        out["accuracy_ci"] = f"[{row['accuracy_low']:.3f}, {row['accuracy_high']:.3f}]"
+    if row.get("token_reduction_low") is not None:
+        out["token_reduction_ci"] = f"[{row['token_reduction_low']:.3f}, {row['token_reduction_high']:.3f}]"
+    if row.get("accuracy_diff") is not None:
+        low, high = row["accuracy_diff_low"], row["accuracy_diff_high"]
+        out["diff_vs_reference"] = f"{row['accuracy_diff']:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return out
 
 
 def metrics_table(metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
     """The side-by-side Markdown table of one run's metrics (policy first, reference after)."""
-    rows = [{POLICY: name, **(extra or {}), **m} for name, m in metrics.get(POLICIES, {}).items()]
+    rows = [
+        with_interval_columns({POLICY: name, **(extra or {}), **m}) for name, m in metrics.get(POLICIES, {}).items()
+    ]
     columns = [*(extra or {}).keys(), *TABLE_COLUMNS]
     return format_table(rows, columns)
 
@@ -239,7 +329,7 @@ def summarize_sweep(sweep_dir: str | Path) -> str | None:
                 keys.append(key)
         metrics = json.loads(metrics_file.read_text())
         for name, m in metrics.get(POLICIES, {}).items():
-            rows.append({**extra, POLICY: name, **m})
+            rows.append(with_interval_columns({**extra, POLICY: name, **m}))
     if not rows:
         return None
     # an override that names a result column (policy=cons,deepprune) is shown once, as the result's own column
