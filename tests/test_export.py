@@ -132,19 +132,32 @@ def _fake_training_run(run_dir: Path, model_cfg: str, head, rule_cfg: str = RULE
     return ckpt
 
 
-@pytest.mark.parametrize(("finetune", "layout"), [("full", "group"), ("lora", "group"), ("full", "legacy")])
-def test_export_entry_point_from_checkpoint(finetune, layout, tiny_qwen3_dir, tiny_bert_dir, tmp_path):
+MODEL_CONFIGS = {
+    # conf/model/tiny.yaml today: the factory, with the folder as a nested deepprune.assets target
+    "nested": "  _target_: deepprune.judge.heads.generative_head\n  name_or_path:\n"
+    "    _target_: deepprune.assets.tiny_qwen3_dir\n    cache_dir: ${paths.cache_dir}\n  dtype: float32\n",
+    # a run from before: the one-line wrapper deepprune.judge.heads.tiny (read through LEGACY_MODEL_TARGETS)
+    "wrapper": "  _target_: deepprune.judge.heads.tiny\n  cache_dir: ${paths.cache_dir}\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("finetune", "layout", "model"),
+    [
+        ("full", "group", "nested"),
+        ("lora", "group", "nested"),
+        ("full", "legacy", "nested"),
+        ("lora", "legacy", "wrapper"),
+    ],
+)
+def test_export_entry_point_from_checkpoint(finetune, layout, model, tiny_qwen3_dir, tiny_bert_dir, tmp_path):
     torch.manual_seed(1)
     head = generative_head(
         tiny_qwen3_dir, finetune=finetune, dtype="float32", lora_r=4, lora_alpha=8, lora_dropout=0.0
     ).eval()
     _perturb(head, seed=3)
     before = HeadScorer(head).score(PAIRS)
-    model_cfg = (
-        "  _target_: deepprune.judge.heads.generative_head\n  name_or_path:\n"
-        "    _target_: deepprune.assets.tiny_qwen3_dir\n    cache_dir: ${paths.cache_dir}\n"
-        f"  dtype: float32\n  finetune: {finetune}\n  lora_r: 4\n  lora_alpha: 8\n  lora_dropout: 0.0\n"
-    )
+    model_cfg = MODEL_CONFIGS[model] + f"  finetune: {finetune}\n  lora_r: 4\n  lora_alpha: 8\n  lora_dropout: 0.0\n"
     ckpt = _fake_training_run(tmp_path / "run", model_cfg, head, RULE_CONFIGS[layout])
     out = tmp_path / "exported"
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -235,3 +248,30 @@ def test_siamese_scorer_equals_the_pair_forward_on_long_texts(deepprune_cache_di
         SiameseScorer(siamese_head(folder, dtype="float32", segment_max_tokens=12, max_length=20))
     with pytest.raises(TypeError, match="siamese head"):
         SiameseScorer(classifier_head(folder, finetune="full"))
+
+
+def test_legacy_model_targets_read_as_todays_configs():
+    """Every removed one-line factory maps to the factory it wrapped, with the folder nested and its old defaults;
+    the user's keys win over those defaults, and today's configs pass through unchanged."""
+    from deepprune.judge.export import LEGACY_MODEL_TARGETS, upgrade_model_config
+
+    assert upgrade_model_config({"_target_": "deepprune.judge.heads.tiny", "cache_dir": "${paths.cache_dir}",
+                                 "seed": 2, "finetune": "lora", "lora_r": 4}) == {
+        "_target_": "deepprune.judge.heads.generative_head",
+        "name_or_path": {"_target_": "deepprune.assets.tiny_qwen3_dir", "cache_dir": "${paths.cache_dir}", "seed": 2},
+        "finetune": "lora", "dtype": "float32", "lora_r": 4,
+    }  # fmt: skip
+    assert upgrade_model_config({"_target_": "deepprune.judge.heads.minilm_cross", "finetune": "lora"}) == {
+        "_target_": "deepprune.judge.heads.classifier_head",
+        "name_or_path": {"_target_": "deepprune.assets.minilm_dir"},
+        "max_length": 256, "finetune": "lora",
+    }  # fmt: skip
+    today = {"_target_": "deepprune.judge.siamese.siamese_head", "name_or_path": "/some/folder"}
+    assert upgrade_model_config(today) == today
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for old, (target, folder, moved, _) in LEGACY_MODEL_TARGETS.items():
+            name = old.rpartition(".")[2]
+            cfg = compose(config_name="train", overrides=[f"model={name}"])
+            # the YAML that replaced the wrapper names the same factory and folder, and nests the same keys
+            assert (cfg.model._target_, cfg.model.name_or_path._target_) == (target, folder), name
+            assert set(cfg.model.name_or_path) - {"_target_"} == set(moved), name

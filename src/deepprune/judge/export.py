@@ -141,6 +141,45 @@ def _find_train_config(ckpt_path: Path) -> Path:
     )
 
 
+#: The one-line factories `conf/model/*.yaml` targeted until their model folder became a nested `deepprune.assets`
+#: target: old target -> (today's target, the folder's target, keys that moved under name_or_path, the defaults
+#: the old factory set that today's differ from). A training run saved before then still exports.
+LEGACY_MODEL_TARGETS: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
+    "deepprune.judge.heads.tiny": (
+        "deepprune.judge.heads.generative_head", "deepprune.assets.tiny_qwen3_dir", ("cache_dir", "seed"),
+        {"finetune": "full", "dtype": "float32"},
+    ),
+    "deepprune.judge.heads.tiny_classifier": (
+        "deepprune.judge.heads.classifier_head", "deepprune.assets.tiny_bert_dir", ("cache_dir", "seed"),
+        {"dtype": "float32"},
+    ),
+    "deepprune.judge.heads.tiny_siamese": (
+        "deepprune.judge.siamese.siamese_head", "deepprune.assets.tiny_siamese_dir", ("cache_dir", "seed"),
+        {"dtype": "float32"},
+    ),
+    "deepprune.judge.heads.minilm": ("deepprune.judge.siamese.siamese_head", "deepprune.assets.minilm_dir", (), {}),
+    "deepprune.judge.heads.minilm_cross": (
+        "deepprune.judge.heads.classifier_head", "deepprune.assets.minilm_dir", (), {"max_length": 256},
+    ),
+    "deepprune.judge.heads.smollm2": (
+        "deepprune.judge.heads.generative_head", "deepprune.assets.smollm2_hf_dir", ("cache_dir",), {},
+    ),
+}  # fmt: skip
+
+
+def upgrade_model_config(model: Mapping[str, Any], source: str = "the model config") -> dict[str, Any]:
+    """`model` (a plain dict, interpolations unresolved) with a legacy factory target rewritten to today's (see
+    `LEGACY_MODEL_TARGETS`), logging a deprecation warning; any other config comes back unchanged."""
+    model = dict(model)
+    if model.get("_target_") not in LEGACY_MODEL_TARGETS:
+        return model
+    old = model.pop("_target_")
+    target, folder, moved, defaults = LEGACY_MODEL_TARGETS[old]
+    log.warning("%s: model._target_=%s is deprecated; read as %s with name_or_path=%s", source, old, target, folder)
+    name_or_path = {"_target_": folder} | {key: model.pop(key) for key in moved if key in model}
+    return {"_target_": target, "name_or_path": name_or_path} | defaults | model
+
+
 def head_from_checkpoint(ckpt_path: str | Path, train_config: str | Path | None = None) -> tuple[JudgeHead, Any]:
     """Rebuild the head from a training run's saved config and load its weights from a Lightning checkpoint.
 
@@ -169,6 +208,7 @@ def head_from_checkpoint(ckpt_path: str | Path, train_config: str | Path | None 
     head_state = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}
     if not head_state:
         raise ValueError(f"{ckpt_path}: no 'head.*' weights (keys start with {sorted(state)[:3]})")
+    cfg.model = upgrade_model_config(OmegaConf.to_container(cfg.model, resolve=False), str(config_path))
     head = instantiate(cfg.model)
     missing, unexpected = head.load_state_dict(head_state, strict=False)
     if missing or unexpected:
