@@ -52,7 +52,8 @@ def collect(problems, generator, n: int, seed: int, output: Path, keep_confidenc
                 continue
             tracked.advance(todo)
             for s in todo:
-                answer = s.answer if s.finished else extract_answer(s.text)
+                # a sample stopped before its end (never here with a full advance) gets no fallback answer
+                answer = s.answer if s.finished else extract_answer(s.text, finished=False)
                 writer.write(
                     Trace(
                         problem_id=problem.problem_id,

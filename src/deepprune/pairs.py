@@ -66,6 +66,27 @@ def group_traces(traces: Iterable[Trace]) -> dict[tuple[str, str | None], list[T
     return groups
 
 
+UNFINISHED, JUDGED_UNFINISHED, NO_ANSWER = "unfinished", "judged_unfinished", "no_answer"
+
+
+def with_answer(trace: Trace, exclude_unfinished: bool = True) -> tuple[Trace | None, str | None]:
+    """``(trace with its answer, None)`` when the trace can take part in a pair, else ``(None, reason)``.
+
+    The one rule for pair labels (:func:`build_pairs`) and offline evaluation's pair sample: a trace that did not
+    finish (``finished is False``, or, in a file without a ``finished`` field, a text judged cut: a thought left
+    open at the end) is left out when ``exclude_unfinished`` (reason ``"unfinished"`` / ``"judged_unfinished"``);
+    a missing ``answer`` is extracted from the text, and a trace without one is left out (``"no_answer"``).
+    """
+    # a file without a `finished` field still shows cut traces: a thought left open at the end
+    cut_by_text = trace.finished is None and looks_finished(trace.text) is False
+    if exclude_unfinished and (trace.finished is False or cut_by_text):
+        return None, JUDGED_UNFINISHED if cut_by_text else UNFINISHED
+    if trace.answer is not None:
+        return trace, None
+    answer = extract_answer(trace.text, finished=trace.finished)
+    return (None, NO_ANSWER) if answer is None else (replace(trace, answer=answer), None)
+
+
 def build_pairs(
     traces: Iterable[Trace], checker: AnswerClasses | None = None, exclude_unfinished: bool = True
 ) -> PairSet:
@@ -81,20 +102,13 @@ def build_pairs(
     for (_, model), members in progress(groups.items(), desc="pairs", total=len(groups), unit="group"):
         usable: list[Trace] = []
         for t in members:
-            # a file without a `finished` field still shows cut traces: a thought left open at the end
-            cut_by_text = t.finished is None and looks_finished(t.text) is False
-            if exclude_unfinished and (t.finished is False or cut_by_text):
+            answered, why = with_answer(t, exclude_unfinished)
+            if answered is None:
                 excluded[str(model)] += 1
-                unfinished += 1
-                judged += cut_by_text
+                unfinished += why != NO_ANSWER
+                judged += why == JUDGED_UNFINISHED
                 continue
-            if t.answer is None:
-                answer = extract_answer(t.text, finished=t.finished)
-                if answer is None:
-                    excluded[str(model)] += 1
-                    continue
-                t = replace(t, answer=answer)
-            usable.append(t)
+            usable.append(answered)
         classes = checker.classes([t.answer for t in usable])
         for i in range(len(usable)):
             for j in range(i + 1, len(usable)):

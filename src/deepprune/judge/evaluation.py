@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +36,13 @@ def sample_pairs(
     """Within-(problem, model) pairs, a seeded subsample stratified by model, labelled by answer equivalence.
 
     Returns (pairs, excluded): `deepprune.pairs.TracePair`s in a stable order and the number of traces left out
-    for having no extractable answer or not finishing. With `max_pairs`, each model gets an equal share (or all its
-    pairs when it has fewer), so per-model metrics rest on similar counts. Only the sampled pairs are labelled (one
+    by the pair labels' rule (`deepprune.pairs.with_answer`: unfinished, judged cut, or without an answer). With
+    `max_pairs`, each model gets an equal share (or all its pairs when it has fewer), so per-model metrics rest on
+    similar counts. Only the sampled pairs are labelled (one
     `checker.equivalent` call each), which keeps evaluation quick when answer checking is slow.
     """
-    from deepprune.answers import extract_answer, get_checker
-    from deepprune.pairs import TracePair, group_traces
+    from deepprune.answers import get_checker
+    from deepprune.pairs import TracePair, group_traces, with_answer
 
     checker = checker or get_checker()
     excluded = 0
@@ -50,11 +50,11 @@ def sample_pairs(
     for (_, model), members in group_traces(traces).items():
         usable = []
         for t in members:
-            answer = t.answer if t.answer is not None else extract_answer(t.text)
-            if answer is None or t.finished is False:
+            answered, _ = with_answer(t)  # the pair labels' rule: unfinished and answerless traces stay out
+            if answered is None:
                 excluded += 1
                 continue
-            usable.append(t if t.answer is not None else replace(t, answer=answer))
+            usable.append(answered)
         candidates = by_model.setdefault(str(model), [])
         candidates.extend((usable[i], usable[j]) for i in range(len(usable)) for j in range(i + 1, len(usable)))
     models = sorted(by_model)

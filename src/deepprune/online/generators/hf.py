@@ -62,12 +62,13 @@ def topk_confidence(logprobs: Sequence[float]) -> float:
     return -float(sum(logprobs)) / max(len(logprobs), 1)
 
 
-def finish_state(state: TraceState) -> None:
-    """Mark a trace finished and extract its final answer (shared by the live backends)."""
+def finish_state(state: TraceState, cut: bool = False) -> None:
+    """Mark a trace done and extract its final answer (shared by the live backends). ``cut``: it stopped at the
+    length limit, not on its own, so only a boxed answer counts (no answer read from a half-written sentence)."""
     from deepprune.answers import extract_answer
 
     state.finished = True
-    state.answer = extract_answer(state.text)
+    state.answer = extract_answer(state.text, finished=not cut)
 
 
 class _PerTraceSampler:
@@ -232,7 +233,7 @@ class HFGenerator:
                     break
         state.text = self.tokenizer.decode(ids, skip_special_tokens=True)
         if ids and (ids[-1] in self.eos_ids or state.num_tokens >= self.max_tokens):
-            finish_state(state)
+            finish_state(state, cut=ids[-1] not in self.eos_ids)
         return kept
 
 

@@ -235,7 +235,7 @@ class ReplayGenerator:
         if answer is None and self.extract_missing:
             from deepprune.answers import extract_answer
 
-            answer = extract_answer(trace.text)
+            answer = extract_answer(trace.text, finished=trace.finished)
         rt = _Replayed(trace, ends, confs, answer)
         self._cache[key] = rt
         return rt

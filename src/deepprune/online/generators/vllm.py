@@ -305,7 +305,7 @@ class VLLMGenerator:
         prompt = self._prompt + ids
         budget = min(self.max_tokens - state.num_tokens, self.max_model_len - len(prompt))
         if budget < 1:
-            finish_state(state)
+            finish_state(state, cut=True)
             return
         request_id = f"{self._problem_tag}-t{state.index}-s{self._segments[state.index]}"
         params = self._sampling_params(state, budget)
@@ -344,4 +344,4 @@ class VLLMGenerator:
         self.stats["aborted"] += int(aborted)
         self.stats["generated_tokens"] += produced
         if not aborted and (finish_reason is not None or state.num_tokens >= self.max_tokens):
-            finish_state(state)
+            finish_state(state, cut=finish_reason in (None, "length"))
