@@ -151,3 +151,32 @@ def test_aggregation_configs_instantiate(name: str, cls: type, fields: dict) -> 
     assert {key: getattr(agg, key) for key in fields} == fields
     scaled = instantiate(OmegaConf.merge({"scale": {"k2": 6, "k3": 8}}, {"agg": OmegaConf.load(path)}).agg)
     assert scaled.k3 == 8
+
+
+def test_deepprune_policy_finishes_and_votes_with_its_aggregation() -> None:
+    from test_online import C, small_traces
+
+    from deepprune.online.generators.replay import ReplayGenerator, WhitespaceTokenizer
+    from deepprune.online.judges import ConstantJudge
+    from deepprune.online.policies import DeepPrunePolicy
+    from deepprune.truncation import TokenPrefix
+
+    gen = ReplayGenerator(small_traces(), tokenizer=WhitespaceTokenizer(), shuffle=False)
+    problem = next(p for p in gen.problems() if p.problem_id == "p2")  # answers 7, 8, 8, 9 in arrival order
+    prefix = TokenPrefix(2, tokenizer=None)
+    # One cluster (the judge merges everything); K2 = 1: the paper's rule lets trace 0 decide ("7")
+    paper = DeepPrunePolicy(ConstantJudge(1.0), n=4, k2=1, prefix=prefix, checker=C)
+    out = paper.run(problem, gen, seed=0)
+    assert (out.finishers, out.answer, out.extra["finish_rule"]) == ([0], "7", "k2")
+    # A floor of 3 finishers: traces 0, 1, 2 vote 7, 8, 8 -> "8"
+    floor = DeepPrunePolicy(
+        ConstantJudge(1.0), n=4, prefix=prefix, checker=C, aggregation=LargestClusterVote(k2=1, min_finishers=3)
+    )
+    out = floor.run(problem, gen, seed=0)
+    assert (out.finishers, out.answer, out.extra["finish_rule"]) == ([0, 1, 2], "8", "k2+floor")
+    # when_full=assign: K = 2 singletons at tau above 1, then traces 2 and 3 join a cluster instead of being pruned
+    assign = DeepPrunePolicy(
+        ConstantJudge(1.0), n=4, tau=1.01, max_clusters=2, prefix=prefix, checker=C, when_full="assign"
+    )
+    out = assign.run(problem, gen, seed=0)
+    assert out.pruned == [] and sorted(i for c in out.clusters for i in c) == [0, 1, 2, 3]
