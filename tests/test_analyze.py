@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ExactChecker
 
 from deepprune.redundancy import AVERAGE, redundancy_table, to_markdown, to_metrics
 from deepprune.traces import Trace, write_traces
@@ -51,12 +52,6 @@ def assert_metrics(metrics: dict) -> None:
     for model, expected in EXPECTED_MODELS.items():
         assert metrics["models"][model] == pytest.approx(expected)
     assert metrics["average"] == pytest.approx(EXPECTED_AVERAGE)
-
-
-class ExactChecker:
-    def classes(self, answers):
-        reps: list[str] = []
-        return [reps.index(a) if a in reps else (reps.append(a) or len(reps) - 1) for a in answers]
 
 
 def test_table_and_metrics_by_hand() -> None:

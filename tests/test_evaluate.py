@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import ExactChecker
 from hydra import compose, initialize_config_dir
 
 from deepprune.evaluate import evaluate
@@ -27,11 +28,6 @@ def _traces() -> list[Trace]:
                 text += f"The answer is \\boxed{{{a}}}." if a else "I could not finish."
                 out.append(Trace(problem_id=pid, text=text, model=model, sample_id=i, answer=a))
     return out
-
-
-class ExactChecker:
-    def equivalent(self, a, b):
-        return a is not None and a == b
 
 
 def test_sample_pairs_all_and_labels():

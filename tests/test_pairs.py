@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from itertools import combinations
 
 import pytest
+from helpers import SpaceBlindChecker
 
 from deepprune.pairs import PairSet, build_pairs, split_by_model, split_by_problem
 from deepprune.traces import Trace
-
-
-class ExactChecker:
-    """Answers are equivalent when equal after stripping spaces; counts comparisons to check the cost bound."""
-
-    def __init__(self) -> None:
-        self.comparisons = 0
-
-    def classes(self, answers: Sequence[str | None]) -> list[int | None]:
-        reps: list[str] = []
-        out: list[int | None] = []
-        for a in answers:
-            if a is None:
-                out.append(None)
-                continue
-            for cid, rep in enumerate(reps):
-                self.comparisons += 1
-                if rep.replace(" ", "") == a.replace(" ", ""):
-                    out.append(cid)
-                    break
-            else:
-                reps.append(a)
-                out.append(len(reps) - 1)
-        return out
 
 
 def make(pid: str, model: str, answers: list[str | None], finished: bool | None = True) -> list[Trace]:
@@ -45,7 +21,7 @@ def make(pid: str, model: str, answers: list[str | None], finished: bool | None 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 18])
 def test_n_traces_give_n_choose_2_pairs(n: int) -> None:
     traces = make("p", "m", [str(i % 3) for i in range(n)])
-    ps = build_pairs(traces, checker=ExactChecker())
+    ps = build_pairs(traces, checker=SpaceBlindChecker())
     assert len(ps.pairs) == n * (n - 1) // 2
     assert ps.groups == (1 if n else 0)
     # every unordered pair exactly once, earlier trace first
@@ -63,7 +39,7 @@ def test_labels_groups_and_exclusions() -> None:
     traces[7] = Trace("p2", "Let us think about this.", model="A", sample_id=1, answer=None)
 
     pytest.importorskip("deepprune.answers")  # the None-answer trace is re-extracted from its text
-    ps = build_pairs(traces, checker=ExactChecker())
+    ps = build_pairs(traces, checker=SpaceBlindChecker())
     assert isinstance(ps, PairSet)
     assert ps.groups == 4
     labels = {(p.a.problem_id, p.a.model, p.a.sample_id, p.b.sample_id): p.label for p in ps.pairs}
@@ -82,7 +58,7 @@ def test_labels_groups_and_exclusions() -> None:
     assert ps.excluded_by_model == {"A": 2}
     assert ps.excluded_unfinished == 1
     # keeping unfinished traces pairs them too
-    assert len(build_pairs(traces, checker=ExactChecker(), exclude_unfinished=False).pairs) == 6 + 1 + 3
+    assert len(build_pairs(traces, checker=SpaceBlindChecker(), exclude_unfinished=False).pairs) == 6 + 1 + 3
 
 
 def test_missing_answer_is_extracted_from_text() -> None:
@@ -91,14 +67,14 @@ def test_missing_answer_is_extracted_from_text() -> None:
     expected = answers.extract_answer(text)
     assert expected is not None
     traces = [Trace("p", text, model="m"), Trace("p", "so the answer is \\boxed{4}", model="m", answer=expected)]
-    ps = build_pairs(traces, checker=ExactChecker())
+    ps = build_pairs(traces, checker=SpaceBlindChecker())
     (pair,) = ps.pairs
     assert pair.a.answer == expected and pair.label == 1
     assert traces[0].answer is None  # the input is not modified; the pair holds a filled-in copy
 
 
 def test_cost_is_n_times_classes_not_n_squared() -> None:
-    checker = ExactChecker()
+    checker = SpaceBlindChecker()
     build_pairs(make("p", "m", ["1"] * 18), checker=checker)
     assert checker.comparisons == 17  # one class: each later trace compared once (153 pairs)
 
@@ -181,15 +157,15 @@ def test_traces_cut_inside_a_thought_are_judged_unfinished() -> None:
         Trace(problem_id="p", text=text, model="m", sample_id=i, finished=None)
         for i, text in enumerate([done, cut, done, "The answer is 7.", cut])
     ]
-    ps = build_pairs(traces, checker=ExactChecker())
+    ps = build_pairs(traces, checker=SpaceBlindChecker())
     assert (ps.excluded_traces, ps.excluded_unfinished, ps.judged_unfinished) == (2, 2, 2)
     assert [(p.a.sample_id, p.b.sample_id, p.label) for p in ps.pairs] == [(0, 2, 1), (0, 3, 1), (2, 3, 1)]
     # kept in, they still have no answer (an open thought is no answer), so they are excluded all the same
-    kept = build_pairs(traces, checker=ExactChecker(), exclude_unfinished=False)
+    kept = build_pairs(traces, checker=SpaceBlindChecker(), exclude_unfinished=False)
     assert (kept.excluded_traces, kept.excluded_unfinished, kept.judged_unfinished) == (2, 0, 0)
     # a known `finished` wins over the text: a trace marked finished=False is unfinished even when boxed
     marked = [Trace(problem_id="p", text=done, model="m", sample_id=0, finished=False)] + traces[:1]
-    assert build_pairs(marked, checker=ExactChecker()).judged_unfinished == 0
+    assert build_pairs(marked, checker=SpaceBlindChecker()).judged_unfinished == 0
     # and a trace known to be cut gets no fallback answer from its last sentence even when kept in
     cut_known = [Trace(problem_id="p", text="So the answer is 7.", model="m", finished=False)] + traces[:1]
-    assert build_pairs(cut_known, checker=ExactChecker(), exclude_unfinished=False).excluded_traces == 1
+    assert build_pairs(cut_known, checker=SpaceBlindChecker(), exclude_unfinished=False).excluded_traces == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from helpers import ExactChecker
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -31,17 +32,6 @@ STEPS = (
     "Now we substitute x = -1 and x = -2 to check both roots numerically. ",
     "Therefore the sum of the roots is -3 and their product is 2. ",
 )
-
-
-class ExactChecker:
-    """Answer classes by string equality (the labels here need no math-verify)."""
-
-    def classes(self, answers):
-        seen: dict[str, int] = {}
-        return [None if a is None else seen.setdefault(a, len(seen)) for a in answers]
-
-    def equivalent(self, a, b):
-        return a is not None and a == b
 
 
 def _traces() -> list[Trace]:

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from helpers import SpaceBlindChecker
 
 from deepprune.online.voting import majority_vote, weighted_vote
 
-
-class ExactChecker:
-    """Equivalence = equal strings after stripping spaces (None is never equivalent), first-seen class ids."""
-
-    def classes(self, answers):
-        ids: dict[str, int] = {}
-        out = []
-        for a in answers:
-            if a is None:
-                out.append(None)
-                continue
-            out.append(ids.setdefault(a.replace(" ", ""), len(ids)))
-        return out
-
-
-C = ExactChecker()
+C = SpaceBlindChecker()
 
 
 def test_majority_picks_the_largest_class_and_returns_its_first_member_text():
