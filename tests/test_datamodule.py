@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import ExactChecker
 
 from deepprune.judge.datamodule import PairCollator, PairDataModule
 from deepprune.judge.samplers import oversample
@@ -9,14 +10,6 @@ from deepprune.traces import Trace
 from deepprune.truncation import WordPrefix
 
 MODELS = ("m1", "m2", "m3")
-
-
-class ExactChecker:
-    """Answer classes by exact string match (keeps these tests off the math-verify worker)."""
-
-    def classes(self, answers):
-        ids: dict = {}
-        return [None if a is None else ids.setdefault(a, len(ids)) for a in answers]
 
 
 class CharHead:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ExactChecker
 from hydra import compose, initialize_config_dir
 
 from deepprune.online.accounting import ProblemOutcome
@@ -22,15 +23,6 @@ from deepprune.traces import Trace, write_traces
 from deepprune.truncation import TokenPrefix
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class ExactChecker:
-    def equivalent(self, a, b):
-        return a is not None and b is not None and a == b
-
-    def classes(self, answers):
-        ids: dict[str, int] = {}
-        return [None if a is None else ids.setdefault(a, len(ids)) for a in answers]
 
 
 C = ExactChecker()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import ExactChecker
 
 from deepprune.online.generators.replay import ReplayGenerator, WhitespaceTokenizer
 from deepprune.online.judges import ConstantJudge, OracleJudge
@@ -17,16 +18,6 @@ from deepprune.online.policies import (
 from deepprune.sources import Problem
 from deepprune.traces import Trace
 from deepprune.truncation import TokenPrefix
-
-
-class ExactChecker:
-    def equivalent(self, a, b):
-        return a is not None and b is not None and a == b
-
-    def classes(self, answers):
-        ids: dict[str, int] = {}
-        return [None if a is None else ids.setdefault(a, len(ids)) for a in answers]
-
 
 C = ExactChecker()
 P = Problem("p", "q", gold="A")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ExactChecker
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException
@@ -62,12 +63,6 @@ def separable_traces(models=None, max_problems=None):
     ]
 
 
-class ExactChecker:
-    def classes(self, answers):
-        ids: dict = {}
-        return [None if a is None else ids.setdefault(a, len(ids)) for a in answers]
-
-
 class OverlapScorer:
     """A cheap reference scorer: Jaccard overlap of the word sets."""
 
@@ -88,7 +83,7 @@ BASE = [
     "data.max_pairs=null",
     "data.batch_size=4",
     "data.eval_batch_size=8",
-    "data.checker={_target_: test_train.ExactChecker}",
+    "data.checker={_target_: helpers.ExactChecker}",
     "module.reference_scorer=null",
     "data.label_cache=null",
     "data.group_batch_traces=null",
