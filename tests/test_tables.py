@@ -73,9 +73,10 @@ def test_run_table_puts_extra_columns_first():
     metrics = {"policies": {"deepprune": {"problems": 2, "accuracy": 0.5, "tokens_mean": 10.0, "pass_at_k": 1.0}}}
     header, _, row = metrics_table(metrics, {"tau": 0.5}).splitlines()
     assert header == (
-        "| tau | policy | problems | accuracy | tokens_mean | token_reduction | judge_calls_mean | pass_at_k |"
+        "| tau | policy | problems | orders | accuracy | accuracy_ci | tokens_mean | token_reduction | "
+        "token_reduction_ci | diff_vs_reference | judge_calls_mean | pass_at_k |"
     )
-    assert row == "| 0.500 | deepprune | 2 | 0.500 | 10.0 | - | - | 1.000 |"
+    assert row == "| 0.500 | deepprune | 2 | - | 0.500 | - | 10.0 | - | - | - | - | 1.000 |"
 
 
 def test_sweep_summary_one_row_per_policy_of_each_job(tmp_path: Path):
@@ -86,9 +87,9 @@ def test_sweep_summary_one_row_per_policy_of_each_job(tmp_path: Path):
         (tmp_path / str(job) / "metrics.json").write_text(json.dumps({"policies": policies}))
     lines = summarize_sweep(tmp_path).splitlines()
     assert lines[2:] == [
-        "| 0 | 0.25 | deepprune | 2 | 0.250 | - | - | - | - |",
-        "| 0 | 0.25 | cons@4 | 2 | 0.500 | - | - | - | - |",
-        "| 1 | 0.75 | deepprune | 2 | 0.750 | - | - | - | - |",
-        "| 1 | 0.75 | cons@4 | 2 | 0.500 | - | - | - | - |",
+        "| 0 | 0.25 | deepprune | 2 | - | 0.250 | - | - | - | - | - | - | - |",
+        "| 0 | 0.25 | cons@4 | 2 | - | 0.500 | - | - | - | - | - | - | - |",
+        "| 1 | 0.75 | deepprune | 2 | - | 0.750 | - | - | - | - | - | - | - |",
+        "| 1 | 0.75 | cons@4 | 2 | - | 0.500 | - | - | - | - | - | - | - |",
     ]
     assert summarize_sweep(tmp_path / "nothing") is None
