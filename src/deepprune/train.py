@@ -90,12 +90,13 @@ def train(cfg: DictConfig) -> float | None:
     if cfg.get("calibration") is not None:
         # the best weights' scores on the validation pairs (the last validation pass may be a later epoch's)
         trainer.validate(module, datamodule=datamodule, ckpt_path=best_ckpt, verbose=False)
+        val_scores, val_labels = module.validation_pairs()  # a collective under DDP: every rank takes part
         if trainer.is_global_zero:
             from deepprune.judge.calibration import calibrate_judge
 
             c = cfg.calibration
             calibration = calibrate_judge(
-                *module.validation_pairs(), method=c.method, space=c.space, tau_target=c.tau_target,
+                val_scores, val_labels, method=c.method, space=c.space, tau_target=c.tau_target,
                 tau_rate=float(c.tau_rate), test=module.test_pairs, plot_path=out / "reliability.png",
             )  # fmt: skip
             if "fit_error" in calibration.metrics:
