@@ -99,3 +99,23 @@ def test_online_entry_refuses_tau_auto_for_a_judge_without_validation_record(tmp
     proc = run_cli(tmp_path, *cli_overrides(tmp_path), "tau=auto")
     assert proc.returncode != 0
     assert "tau=auto needs a judge with a validation record" in proc.stderr
+
+
+def test_report_draws_accuracy_intervals_on_the_pareto_plot(tmp_path):
+    from deepprune import reporting
+
+    gen, policy, ref = parts()
+    run_online(gen.problems(), gen, policy, tmp_path / "run", ref, seed=3, checker=C, orders=4)
+    runs = reporting.collect_runs(tmp_path / "run")
+    points = reporting.tradeoff_points(runs)
+    by_policy = {p["policy"]: p for p in points}
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["policies"]
+    for name in ("deepprune", "cons@4"):
+        assert by_policy[name]["accuracy_low"] == metrics[name]["accuracy_low"]
+        assert by_policy[name]["accuracy_high"] == metrics[name]["accuracy_high"]
+    path = reporting.plot_pareto(
+        [p["label"] for p in points], [p["tokens"] for p in points], [p["accuracy"] for p in points],
+        tmp_path / "pareto.png", accuracy_low=[p["accuracy_low"] for p in points],
+        accuracy_high=[p["accuracy_high"] for p in points],
+    )  # fmt: skip
+    assert path.read_bytes()[:4] == b"\x89PNG"

@@ -73,14 +73,23 @@ def plot_pareto(
     path: str | Path,
     title: str = "Tokens vs accuracy",
     tokens_label: str = "generated tokens",
+    accuracy_low: Sequence[float | None] | None = None,
+    accuracy_high: Sequence[float | None] | None = None,
 ) -> Path:
-    """Scatter of tokens vs accuracy, one labelled point per run, with the Pareto front drawn."""
+    """Scatter of tokens vs accuracy, one labelled point per run, with the Pareto front drawn; a point with an
+    accuracy interval (``accuracy_low``/``accuracy_high``, e.g. an online run over several orders) gets an error
+    bar."""
     if not labels:
         raise ValueError("plot_pareto: no points")
     fig, (ax,) = _new_figure(width=7.0, height=5.0)
     points = list(zip(map(float, tokens), map(float, accuracy)))
-    for label, (x, y) in zip(labels, points):
-        ax.scatter([x], [y], s=45, label=label, zorder=3)
+    lows = list(accuracy_low) if accuracy_low is not None else [None] * len(points)
+    highs = list(accuracy_high) if accuracy_high is not None else [None] * len(points)
+    for label, (x, y), low, high in zip(labels, points, lows, highs):
+        dot = ax.scatter([x], [y], s=45, label=label, zorder=3)
+        if low is not None and high is not None:
+            ax.errorbar([x], [y], yerr=[[y - float(low)], [float(high) - y]], fmt="none", capsize=3, lw=1,
+                        ecolor=dot.get_facecolor()[0], zorder=2)  # fmt: skip
     front = pareto_front(points)
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], ls="--", color="black", lw=1,
             label="Pareto front", zorder=2)  # fmt: skip

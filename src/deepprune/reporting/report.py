@@ -164,7 +164,8 @@ def tradeoff_points(
             filter(None, [*(f"{k}={run.overrides[k]}" for k in other if k in run.overrides), run.subpath])
         )
         point = {"label": label, "group": group, "tokens_key": q.get("tokens_key")}
-        point.update({k: q.get(k) for k in ("tau", "tokens", "accuracy", "pass_at_k", "policy")})
+        point.update({k: q.get(k) for k in ("tau", "tokens", "accuracy", "accuracy_low", "accuracy_high")})
+        point.update({k: q.get(k) for k in ("pass_at_k", "policy")})
         points.append(point)
     base = None
     if baseline:
@@ -285,6 +286,7 @@ def _draw_pareto(pts: Sequence[Mapping[str, Any]], path: Path, name: str) -> Pat
     return plot_pareto(
         [p["label"] for p in pts], [p["tokens"] for p in pts], [p["accuracy"] for p in pts], path,
         title=f"Tokens vs accuracy: {name}", tokens_label=f"generated tokens ({pts[0]['tokens_key']})",
+        accuracy_low=[p.get("accuracy_low") for p in pts], accuracy_high=[p.get("accuracy_high") for p in pts],
     )  # fmt: skip
 
 

@@ -40,6 +40,9 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "tau": (TAU,),
     "tokens": (TOKENS_TOTAL,),
     "accuracy": (ACCURACY,),
+    # online runs over several arrival orders: the 95% bootstrap interval of the accuracy (runner.add_intervals)
+    "accuracy_low": ("accuracy_low",),
+    "accuracy_high": ("accuracy_high",),
     "pass_at_k": (PASS_AT_K,),
     # evaluate.py writes its average AUROC as "average_auroc" (until it writes TEST_AUROC as train does)
     "auroc": (TEST_AUROC, "average_auroc"),
