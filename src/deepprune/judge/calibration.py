@@ -17,19 +17,28 @@ scores of another scale (a cosine) use ``space="raw"``. Temperature and Platt fi
 Every calibration round-trips through a plain-JSON record (``to_record`` / :func:`calibration_from_record`),
 which is how the judge export stores it.
 
-:func:`expected_calibration_error` and :func:`plot_reliability` measure the result; :func:`choose_tau` picks
-the threshold for ``tau=auto`` from a stated target on the same pairs.
+:func:`expected_calibration_error` and :func:`plot_reliability` (`deepprune.judge.reliability`) measure the result;
+:func:`choose_tau` (`deepprune.judge.thresholds`) picks the threshold for ``tau=auto`` from a stated target on the
+same pairs; :func:`calibrate_judge` does all three for ``python -m deepprune.train``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from deepprune.judge.reliability import (  # re-exported: the calibration API in one import
+    as_labels,
+    as_scores,
+    expected_calibration_error,
+    plot_reliability,
+    reliability_curve,
+)
+from deepprune.judge.thresholds import TAU_TARGETS, TauChoice, choose_tau, tau_from_record
 
 __all__ = [
     "EPS",
@@ -68,15 +77,8 @@ class Calibration(Protocol):
     def to_record(self) -> dict[str, Any]: ...
 
 
-def _scores(scores: Sequence[float] | np.ndarray, name: str = "scores") -> np.ndarray:
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if not np.isfinite(s).all():
-        raise ValueError(f"{name} has non-finite values")
-    return s
-
-
 def _to_z(scores: Sequence[float] | np.ndarray, space: str) -> np.ndarray:
-    s = _scores(scores)
+    s = as_scores(scores)
     if space == "raw":
         return s
     if space != "logit":
@@ -94,15 +96,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * z))  # overflow-free logistic
 
 
-def _labels(labels: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
-    y = np.asarray(labels).reshape(-1)
-    if y.shape[0] != n:
-        raise ValueError(f"scores and labels differ in length: {n} vs {y.shape[0]}")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("labels must be 0 (different answers) or 1 (same answer)")
-    return y.astype(np.int64)
-
-
 @dataclass(frozen=True)
 class IdentityCalibration:
     """No calibration: the raw score (the record of a judge exported before calibration existed)."""
@@ -110,7 +103,7 @@ class IdentityCalibration:
     method: str = "identity"
 
     def apply(self, scores: Sequence[float] | np.ndarray) -> np.ndarray:
-        return _scores(scores).copy()
+        return as_scores(scores).copy()
 
     def to_record(self) -> dict[str, Any]:
         return {"method": self.method}
@@ -252,7 +245,7 @@ def fit_calibration(
     if method == "identity":
         return IdentityCalibration()
     z = _to_z(scores, space)
-    y = _labels(labels, len(z))
+    y = as_labels(labels, len(z))
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError(
@@ -294,151 +287,6 @@ def calibration_from_record(record: Mapping[str, Any] | None) -> Calibration:
     raise ValueError(f"calibration record has unknown method {method!r} (known: {METHODS})")
 
 
-def reliability_curve(
-    scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, n_bins: int = 10
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per equal-width bin of [0, 1]: mean score, share of same-answer pairs, pair count (empty bins: NaN, 0).
-
-    Bin ``i`` holds scores in ``[i / n_bins, (i + 1) / n_bins)``; the last bin also holds 1.0.
-    """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    s = _scores(scores)
-    y = _labels(labels, len(s))
-    if s.size and (s.min() < 0 or s.max() > 1):
-        raise ValueError(f"calibration error needs probabilities in [0, 1], got [{s.min():.3g}, {s.max():.3g}]")
-    idx = np.minimum((s * n_bins).astype(np.int64), n_bins - 1)
-    counts = np.bincount(idx, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        conf = np.bincount(idx, weights=s, minlength=n_bins) / counts
-        acc = np.bincount(idx, weights=y, minlength=n_bins) / counts
-    return conf, acc, counts
-
-
-def expected_calibration_error(
-    scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, n_bins: int = 10
-) -> float:
-    """ECE: the pair-weighted mean over bins of ``|share of same-answer pairs - mean score|`` (NaN if empty)."""
-    conf, acc, counts = reliability_curve(scores, labels, n_bins)
-    total = counts.sum()
-    if total == 0:
-        return math.nan
-    full = counts > 0
-    return float(np.sum(counts[full] * np.abs(acc[full] - conf[full])) / total)
-
-
-def plot_reliability(
-    curves: Mapping[str, tuple[Sequence[float], Sequence[int]]],
-    path: str | Path,
-    n_bins: int = 10,
-    title: str = "Reliability",
-) -> Path:
-    """One reliability line per entry (legend shows its ECE) over the diagonal, pair counts below; saves a PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(5.5, 6.5))
-    FigureCanvasAgg(fig)  # Agg canvas without touching pyplot's global backend
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    centers = (np.arange(n_bins) + 0.5) / n_bins
-    width = 0.8 / (n_bins * max(len(curves), 1))
-    for i, (name, (scores, labels)) in enumerate(curves.items()):
-        conf, acc, counts = reliability_curve(scores, labels, n_bins)
-        ece = expected_calibration_error(scores, labels, n_bins)
-        full = counts > 0
-        top.plot(conf[full], acc[full], marker="o", label=f"{name} (ECE {ece:.3f})")
-        offset = (i - (len(curves) - 1) / 2) * width
-        bottom.bar(centers + offset, counts, width=width, label=name)
-    top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-    top.set_ylabel("Share of same-answer pairs")
-    top.set_xlim(0, 1)
-    top.set_ylim(0, 1.01)
-    top.set_title(title)
-    top.legend(loc="upper left", fontsize="small")
-    bottom.set_xlabel("Predicted P(same answer), by bin")
-    bottom.set_ylabel("Pairs")
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=110)
-    return path
-
-
-# tau=auto targets: what share of which pairs the threshold may get wrong on the validation pairs.
-TAU_TARGETS = {
-    "false_merge": "at most `rate` of the different-answer pairs score >= tau (would be merged)",
-    "same_split": "at most `rate` of the same-answer pairs score < tau (would be split)",
-}
-
-
-@dataclass(frozen=True)
-class TauChoice:
-    """A threshold chosen on validation pairs, its target, and what it achieves there."""
-
-    tau: float
-    target: str
-    rate: float
-    false_merge_rate: float  # different-answer pairs scoring >= tau
-    same_merge_rate: float  # same-answer pairs scoring >= tau
-    pairs: int
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return (
-            f"tau=auto -> {self.tau:.4g} ({self.target} <= {self.rate:g} on {self.pairs} validation pairs: "
-            f"merges {self.same_merge_rate:.3f} of same-answer, {self.false_merge_rate:.3f} of different-answer pairs)"
-        )
-
-
-def choose_tau(
-    scores: Sequence[float] | np.ndarray,
-    labels: Sequence[int] | np.ndarray,
-    target: str = "false_merge",
-    rate: float = 0.1,
-) -> TauChoice:
-    """The threshold meeting ``target`` at ``rate`` on validation pairs that merges the most same-answer pairs.
-
-    ``false_merge``: the smallest observed score above the ``(floor(rate * N) + 1)``-th largest different-answer
-    score, so at most ``floor(rate * N)`` of the ``N`` different-answer pairs reach it (the next float above that
-    score when no observed score is larger). ``same_split``: the ``floor(rate * P)``-th smallest same-answer score
-    (0-based), as :func:`deepprune.judge.metrics.tnr_at_fnr`. Scores are the ones the judge gives online (the
-    calibrated ones where the export has a calibration); pairs merge when they score >= tau.
-    """
-    if target not in TAU_TARGETS:
-        raise ValueError(f"tau target must be one of {sorted(TAU_TARGETS)}, got {target!r}")
-    if not 0 <= rate <= 1:
-        raise ValueError(f"tau target rate must be in [0, 1], got {rate}")
-    s = _scores(scores)
-    y = _labels(labels, len(s))
-    pos, neg = s[y == 1], s[y == 0]
-    if len(pos) == 0 or len(neg) == 0:
-        raise ValueError(
-            f"tau=auto needs same-answer and different-answer validation pairs, got {len(pos)} and {len(neg)}"
-        )
-    if target == "same_split":
-        from deepprune.judge.metrics import tnr_at_fnr
-
-        _, tau = tnr_at_fnr(s, y, rate)
-    else:
-        allowed = int(math.floor(rate * len(neg)))
-        if allowed >= len(neg):
-            tau = float(s.min())
-        else:
-            bar = float(np.sort(neg)[::-1][allowed])  # the largest different-answer score that must stay below
-            above = s[s > bar]
-            tau = float(above.min()) if above.size else math.nextafter(bar, math.inf)
-    return TauChoice(
-        tau=tau,
-        target=target,
-        rate=float(rate),
-        false_merge_rate=float(np.mean(neg >= tau)),
-        same_merge_rate=float(np.mean(pos >= tau)),
-        pairs=int(len(s)),
-    )
-
-
 @dataclass
 class CalibrationReport:
     """What training records about a judge's calibration: the map, its errors, and the ``tau=auto`` choice."""
@@ -476,8 +324,8 @@ def calibrate_judge(
     point of a judge whose scores sit far from the base rate) falls back to the identity and says why in
     ``metrics["fit_error"]``; a judge is still exported.
     """
-    s = _scores(val_scores, "validation scores")
-    y = _labels(val_labels, len(s))
+    s = as_scores(val_scores, "validation scores")
+    y = as_labels(val_labels, len(s))
     metrics: dict[str, Any] = {"method": method, "validation_pairs": int(len(s)), "validation_same": int(y.sum())}
     try:
         cal = fit_calibration(s, y, method, space)
@@ -493,8 +341,8 @@ def calibrate_judge(
         f"validation, {cal.method}": (calibrated, y),
     }
     if test is not None and len(test[0]):
-        ts = _scores(test[0], "test scores")
-        ty = _labels(test[1], len(ts))
+        ts = as_scores(test[0], "test scores")
+        ty = as_labels(test[1], len(ts))
         metrics["test/ece"] = expected_calibration_error(ts, ty, n_bins)
         metrics["test/ece_calibrated"] = expected_calibration_error(cal.apply(ts), ty, n_bins)
         curves |= {"test, raw": (ts, ty), f"test, {cal.method}": (cal.apply(ts), ty)}
@@ -530,29 +378,3 @@ def calibrated_scorer(scorer: Any, record: Mapping[str, Any] | None) -> Any:
     """``scorer`` wrapped in the calibration its export ``record`` holds (unchanged when there is none)."""
     cal = calibration_from_record((record or {}).get("calibration"))
     return scorer if isinstance(cal, IdentityCalibration) else CalibratedScorer(scorer, cal)
-
-
-def tau_from_record(
-    record: Mapping[str, Any] | None, target: str | None = None, rate: float | None = None
-) -> TauChoice:
-    """``tau=auto`` for an exported judge: the threshold its export recorded, or one chosen for another
-    ``target``/``rate`` on the (calibrated) validation pairs it recorded.
-
-    A judge without a validation record (not exported by ``python -m deepprune.train`` with calibration, or not a
-    trained judge at all) raises: ``auto`` has nothing to be chosen on.
-    """
-    record = record or {}
-    recorded = record.get("tau_auto")
-    pairs = record.get("validation_pairs")
-    if not recorded and not pairs:
-        raise ValueError(
-            "tau=auto needs a judge with a validation record (an export of `python -m deepprune.train` with "
-            "calibration, which records tau_auto and its validation pairs); this judge has none: set tau=<0..1>"
-        )
-    if recorded and target in (None, recorded["target"]) and rate in (None, recorded["rate"]):
-        return TauChoice(**recorded)
-    if not pairs:
-        raise ValueError(f"tau=auto for {target} {rate}: the export records only {recorded}, no validation pairs")
-    target = target if target is not None else (recorded or {}).get("target", "same_split")
-    rate = rate if rate is not None else (recorded or {}).get("rate", 0.2)
-    return choose_tau(pairs["scores"], pairs["labels"], target, float(rate))
