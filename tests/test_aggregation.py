@@ -132,7 +132,7 @@ def test_greedy_cluster_when_full_prune_or_assign() -> None:
     # Once 3 clusters exist, every later trace joins its most similar one, even below tau; none is pruned.
     assert (kept.clusters, kept.pruned) == ([[0, 3, 4], [1], [2, 5]], [])
     assert kept.judge_calls == 1 + 2 + 3 + 4 + 5  # trace i meets all i earlier traces
-    with pytest.raises(ValueError, match="when_full must be one of"):
+    with pytest.raises(ValueError, match="when_full='stop' is invalid: `when_full` must be one of 'prune', 'assign'"):
         greedy_cluster(_states(2), judge, when_full="stop")
 
 

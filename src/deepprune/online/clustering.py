@@ -24,6 +24,7 @@ above 1 can never be reached, which gives singletons); the CLI restricts it to [
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -62,6 +63,17 @@ class ClusteringResult:
         return all(len(c) == 1 for c in self.clusters)
 
 
+def check_settings(tau: float, max_clusters: int, k1: int, when_full: str = "prune", prefix: str = "") -> None:
+    """The one check of the clustering settings (``prefix``: how the caller's config names them, e.g. ``policy.``):
+    tau >= 0 (above 1 it is never reached), K >= 1, K1 >= 1, ``when_full`` one of :data:`WHEN_FULL`."""
+    from deepprune.validation import check_choice, check_int_at_least, check_number_in
+
+    check_number_in(f"{prefix}tau", tau, 0.0, math.inf)
+    check_int_at_least(f"{prefix}max_clusters", max_clusters, 1)
+    check_int_at_least(f"{prefix}k1", k1, 1)
+    check_choice(f"{prefix}when_full", when_full, WHEN_FULL)
+
+
 def greedy_cluster(
     states: Sequence[TraceState],
     judge: PairJudge,
@@ -72,14 +84,7 @@ def greedy_cluster(
     when_full: str = "prune",
 ) -> ClusteringResult:
     """Cluster ``states`` (prefix snapshots, arrival order) with ``judge``; see the module docstring."""
-    if tau < 0:
-        raise ValueError(f"tau must be >= 0, got {tau}")
-    if max_clusters < 1:
-        raise ValueError(f"max_clusters (K) must be >= 1, got {max_clusters}")
-    if k1 < 1:
-        raise ValueError(f"k1 (K1) must be >= 1, got {k1}")
-    if when_full not in WHEN_FULL:
-        raise ValueError(f"when_full must be one of {WHEN_FULL}, got {when_full!r}")
+    check_settings(tau, max_clusters, k1, when_full)
     rng = rng if rng is not None else np.random.default_rng(0)
     result = ClusteringResult(clusters=[])
     for pos, state in enumerate(states):

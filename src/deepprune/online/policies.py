@@ -96,11 +96,12 @@ class DeepPrunePolicy:
         aggregation: Aggregation | None = None,
         when_full: str = "prune",
     ) -> None:
-        for key, value in (("n", n), ("max_clusters", max_clusters), ("k1", k1), ("k2", k2), ("k3", k3)):
-            if value < 1:
-                raise ValueError(f"policy.{key} must be >= 1, got {value}")
-        if tau < 0:
-            raise ValueError(f"policy.tau must be >= 0, got {tau}")
+        from deepprune.online.clustering import check_settings
+        from deepprune.validation import check_int_at_least
+
+        for key, value in (("n", n), ("k2", k2), ("k3", k3)):
+            check_int_at_least(f"policy.{key}", value, 1)
+        check_settings(tau, max_clusters, k1, when_full, prefix="policy.")
         self.judge = judge
         self.n, self.tau, self.max_clusters = n, tau, max_clusters
         self.k1, self.k2, self.k3 = k1, k2, k3
