@@ -173,7 +173,7 @@ def test_judge_configs_instantiate(judge):
 
 
 def test_check_config_names_the_bad_key():
-    from deepprune.online.__main__ import check_config, check_questions
+    from deepprune.online.settings import check_config, check_questions
 
     with pytest.raises(ValueError, match="`tau` must be in \\[0, 1\\]"):
         check_config(compose_online("tau=1.5"))

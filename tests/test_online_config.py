@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_online import cli_overrides, compose_online, run_cli, small_traces
 
-from deepprune.online.__main__ import check_config, traces_per_problem
+from deepprune.online.settings import check_config, traces_per_problem
 from deepprune.online.generators.replay import ReplayGenerator, WhitespaceTokenizer
 from deepprune.sources import problems_from_traces
 
