@@ -9,6 +9,10 @@ code never sees where the data came from. Hydra configs under ``conf/source/`` (
 - :mod:`deepprune.sources.champ`: the CHAMP competition-math set shipped by the ``champ-dataset`` package
   (270 problems, 19,440 real solutions by 4 models), usable offline.
 - :mod:`deepprune.sources.hf`: Hugging Face ``datasets`` (for users with a network or a local copy).
+- :mod:`deepprune.sources.samples`: multi-sample result files as their harnesses write them (Qwen2.5-Math's
+  ``code[]`` lists, SkyThought's one file per model), answers extracted by :mod:`deepprune.answers`.
+- :mod:`deepprune.sources.answer_lists`: answers-only CSVs (thought-branches: answer lists and length statistics
+  per problem), the input of ``generator=simulated``.
 - :mod:`deepprune.sources.samples`: multi-sample evaluation-harness outputs read as they come, such as the
   development sets in ``../shared/data/raw/`` (Qwen2.5-Math, 8 samples per problem; SkyThought long chain of
   thought, one file per model); answers are extracted by :mod:`deepprune.answers`, which judges cut traces.
