@@ -35,14 +35,6 @@ def test_checks_return_typed_values_and_name_the_key() -> None:
         assert str(info.value).startswith(message)
 
 
-def _truncation_k_key() -> str:
-    """The key of the token prefix length in the current train config (data.token_k, or truncation.k)."""
-    from omegaconf import OmegaConf
-
-    cfg = make_cfg(Path("unused"))
-    return "truncation.k" if OmegaConf.select(cfg, "truncation.k") is not None else "data.token_k"
-
-
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -51,12 +43,10 @@ def _truncation_k_key() -> str:
         ("data.batch_size=0", "data.batch_size=0 is invalid"),
         ("data.val_fraction=1.5", "data.val_fraction=1.5 is invalid: `data.val_fraction` must be in [0, 1]"),
         ("seed=-1", "seed=-1 is invalid"),
-        ("TOKEN_K=0", "TOKEN_K=0 is invalid: `TOKEN_K` must be an integer >= 1"),
+        ("truncation.k=0", "truncation.k=0 is invalid: `truncation.k` must be an integer >= 1"),
     ],
 )
 def test_train_rejects_bad_values_before_loading(tmp_path: Path, override: str, message: str) -> None:
-    key = _truncation_k_key()
-    override, message = override.replace("TOKEN_K", key), message.replace("TOKEN_K", key)
     with pytest.raises(ValueError) as info:
         train(make_cfg(tmp_path, override))
     assert message in str(info.value)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from test_online import cli_overrides, compose_online, run_cli, small_traces
 
-from deepprune.online.settings import check_config, traces_per_problem
 from deepprune.online.generators.replay import ReplayGenerator, WhitespaceTokenizer
+from deepprune.online.settings import check_config, traces_per_problem
 from deepprune.sources import problems_from_traces
 
 

@@ -115,3 +115,8 @@ def test_default_train_then_online_exported_agree_without_override(tmp_path, sia
     with caplog.at_level(logging.WARNING, logger="deepprune.online.policies"):
         assert explicit.rule.k == 64 and explicit.rule.to_record()["tokenizer"] == "judge"
     assert any("differs from the one the judge was trained with" in r.getMessage() for r in caplog.records)
+    # an oracle has no tokenizer of its own: an explicit judge-token rule counts with the judge group's tokenizer
+    oracle_explicit = instantiate(_compose("online", "policy=oracle", "judge=exported", f"judge.export_dir={export}",
+                                           "truncation=tokens").policy)  # fmt: skip
+    assert oracle_explicit.rule.k == 100  # online's CPU scale (scale.token_k)
+    assert oracle_explicit.rule.cut(" ".join(["word"] * 300)) == " ".join(["word"] * 100)

@@ -19,30 +19,19 @@ from deepprune.sources import Problem
 from deepprune.sources.answer_lists import AnswerList, AnswerListFormatError, load_answer_lists
 from deepprune.stats import clustered_bootstrap_ci, paired_diff_ci
 from deepprune.traces import Trace
+from deepprune.truncation import TokenPrefix, WordPrefix
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 THOUGHT_BRANCHES = SHARED_DIR / "data" / "raw" / "thought-branches" / "math_cots_summary_qwen14.csv"
 needs_thought_branches = pytest.mark.skipif(not THOUGHT_BRANCHES.is_file(), reason="../shared thought-branches absent")
 
 
-def token_prefix(k: int):
-    """A prefix of k GENERATED tokens, in whichever form this checkout's policies take it."""
-    try:
-        from deepprune.truncation import TokenPrefix
-    except ImportError:  # before the prefix rule moved into deepprune.truncation
-        from deepprune.online.generators.base import PrefixRule
-
-        return PrefixRule("tokens", k)
+def token_prefix(k: int) -> TokenPrefix:
+    """A prefix of k GENERATED tokens (the rule a simulated trace can follow: it has no text)."""
     return TokenPrefix(k, tokenizer=None)
 
 
-def word_prefix(k: int):
-    try:
-        from deepprune.truncation import WordPrefix
-    except ImportError:
-        from deepprune.online.generators.base import PrefixRule
-
-        return PrefixRule("words", k)
+def word_prefix(k: int) -> WordPrefix:
     return WordPrefix(k)
 
 

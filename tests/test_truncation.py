@@ -151,5 +151,7 @@ def test_rules_round_trip_through_their_records(word_level_tokenizer) -> None:
     assert legacy.to_record()["tokenizer"] == "judge" and legacy.cut("a b c") == "a b"
     with pytest.raises(ValueError, match="bind"):
         TokenPrefix(3).cut("a b c d")  # the judge's tokenizer was never bound
+    with pytest.raises(ValueError, match="this judge has no tokenizer"):
+        TokenPrefix(3).bind(None)  # e.g. the oracle: said at once, not when the first prefix is cut
     with pytest.raises(ValueError, match="kind"):
         rule_from_record({"kind": "chars", "k": 3})

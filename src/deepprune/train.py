@@ -23,14 +23,11 @@ log = get_logger(__name__)
 
 _ABSENT = object()
 
-# integer settings >= 1 (null allowed where it means "no limit"/"default"), checked where the key exists: the
-# truncation keys live in data.* or in the `truncation` group depending on the config
+# integer settings >= 1 (null allowed where it means "no limit"/"default"), checked where the key exists
 _AT_LEAST_ONE = {
     "trainer.max_epochs": True,  # -1 would mean "forever" to Lightning
     "data.batch_size": False,
     "data.eval_batch_size": False,
-    "data.token_k": True,
-    "data.word_k": True,
     "truncation.k": True,
     "scale.token_k": True,
     "scale.word_k": True,

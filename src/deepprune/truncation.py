@@ -169,10 +169,12 @@ class TokenPrefix(PrefixRule):
         return self.spec is None
 
     def bind(self, tokenizer: Any) -> TokenPrefix:
-        if self.spec != JUDGE_TOKENIZER or self.tokenizer is tokenizer:
+        if self.spec != JUDGE_TOKENIZER:
             return self
         if tokenizer is None:
             raise ValueError("truncation.tokenizer=judge: this judge has no tokenizer to count tokens with")
+        if self.tokenizer is tokenizer:
+            return self
         bound = TokenPrefix(self.k, tokenizer)
         bound.spec = JUDGE_TOKENIZER  # the record keeps saying "the judge's tokenizer", portable across machines
         return bound

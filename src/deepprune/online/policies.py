@@ -120,8 +120,9 @@ class DeepPrunePolicy:
             trained = getattr(self.judge, "prefix_rule", None)
             if self.prefix is not None:
                 rule = self.prefix
-                if _needs_judge(rule):
-                    rule = rule.bind(getattr(self.judge, "tokenizer", None))
+                if _needs_judge(rule):  # the judge's tokenizer, or the rule judge's beside an oracle
+                    tokenizer = getattr(self.judge, "tokenizer", None) or getattr(self.rule_judge, "tokenizer", None)
+                    rule = rule.bind(tokenizer)
                 if trained is not None and rule != trained:
                     log.warning(
                         "%s: the explicit prefix rule %s differs from the one the judge was trained with %s; "

@@ -145,7 +145,8 @@ def policy_settings(policy: Policy | None) -> dict[str, Any] | None:
         value = getattr(policy, key, None)
         if value is None or isinstance(value, bool | int | float | str):
             out[key] = value
-    prefix = getattr(policy, "prefix", None)
+    # the rule in force (explicit, the judge's, or the default), not just an explicit one
+    prefix = getattr(policy, "rule", None) or getattr(policy, "prefix", None)
     if prefix is not None:
         record = getattr(prefix, "to_record", None)
         out["prefix"] = record() if callable(record) else repr(prefix)
