@@ -195,7 +195,7 @@ def test_non_utf8_bytes_name_file_and_line_and_skip(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_bytes(
         b'{"problem_id": "a", "text": "ok"}\n'
-        b'{"problem_id": "b", "text": "caf\xe9"}\n'
+        b'{"problem_id": "b", "text": "abc\xe9"}\n'
         b'{"problem_id": "c", "text": "3"}\n'
     )
     with pytest.raises(TraceFormatError, match=r"t\.jsonl:2: not valid UTF-8: byte 0xe9 at byte 33"):
