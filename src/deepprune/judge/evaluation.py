@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deepprune.judge.scores import score_record
 from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records, write_json
 
 if TYPE_CHECKING:
@@ -125,7 +126,10 @@ def score_pairs_resumable(
     for chunk in progress(chunks, desc="scoring", total=len(chunks), unit="chunk"):
         scores = scorer.score([(it["a"], it["b"]) for it in chunk])
         for it, score in zip(chunk, scores):
-            rec = {k: v for k, v in it.items() if k not in ("a", "b")} | {"score": float(score)}
+            # the one scores.jsonl schema, as train writes it (judge/scores.py)
+            rec = score_record(
+                it["i"], it["label"], float(score), model=it.get("model"), problem_id=it.get("problem_id")
+            )
             append_jsonl(path, rec)
             done[it["i"]] = rec
     return [done[it["i"]] for it in items]
