@@ -77,11 +77,19 @@ def train(cfg: DictConfig) -> float | None:
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
+    blend = instantiate(cfg.blend) if cfg.get("blend") else None  # deepprune.judge.blend.WeightBlend
+    if blend is not None:
+        blend.snapshot(module.head)  # the untrained start, before any step
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     checkpoint = trainer.checkpoint_callback
     best_ckpt = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     best = checkpoint.best_model_score if best_ckpt else trainer.callback_metrics.get(cfg.optimized_metric)
     best = None if best is None else float(best)
+    best_checkpoint, blend_choice = best_ckpt, None
+    if blend is not None:
+        blend_choice = blend.choose(trainer, module, datamodule, best_ckpt)
+        best_ckpt = None  # test, calibration and export read the blend the module now holds
+        log.info("blend: alpha %.2f chosen on %s (%s)", blend_choice.alpha, blend.metric, blend_choice.to_record())
     trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt)  # None (no checkpoint): the final weights
     calibration = None
     if cfg.get("calibration") is not None:
@@ -103,11 +111,13 @@ def train(cfg: DictConfig) -> float | None:
     results = {
         **module.test_results,
         f"best_{cfg.optimized_metric}": best,
-        "best_checkpoint": best_ckpt,
+        "best_checkpoint": best_checkpoint,
         "data_counts": datamodule.counts,
         "global_steps": trainer.global_step,
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
+    if blend_choice is not None:
+        results["blend"] = blend_choice.to_record()
     if calibration is not None:
         results |= {k: v for k, v in calibration.metrics.items() if "/" in k}
         results["calibration"] = {k: v for k, v in calibration.metrics.items() if "/" not in k}
@@ -121,6 +131,8 @@ def train(cfg: DictConfig) -> float | None:
             # online evaluation skips these, so a judge is never scored on problems it trained or validated on
             "seen_problems": sorted(set(datamodule.problem_ids["train"]) | set(datamodule.problem_ids["val"])),
         }
+        if blend_choice is not None:
+            meta["blend"] = blend_choice.to_record()
         if calibration is not None:  # every scorer that loads the export applies it; online's tau=auto reads it
             meta |= calibration.export_meta()
         results["export_dir"] = str(export_head(module.head, out / "export", meta))
