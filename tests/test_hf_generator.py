@@ -34,13 +34,13 @@ def test_prefix_cut_is_exact_then_continuation_adds_up(hf_gen) -> None:
     hf_gen.advance(states, until=TokenPrefix(7, tokenizer=None).reached)  # 7 is not a multiple of chunk_tokens=5
     for s in states:
         assert s.num_tokens == 7 and len(s.token_confidences) == 7 and not s.finished
-        assert s.text == hf_gen.tokenizer.decode(hf_gen._ids[s.index], skip_special_tokens=True)
-    prefixes = [list(hf_gen._ids[s.index]) for s in states]
+        assert s.text == hf_gen.tokenizer.decode(s.handle.ids, skip_special_tokens=True)
+    prefixes = [list(s.handle.ids) for s in states]
     hf_gen.release(states[2:])
     hf_gen.advance(states)
     for s, prefix in zip(states[:2], prefixes):
         assert s.finished and s.num_tokens == 12 and len(s.token_confidences) == 12
-        assert hf_gen._ids[s.index][:7] == prefix  # continuation extends, never rewrites
+        assert s.handle.ids[:7] == prefix  # continuation extends, never rewrites
     assert states[2].num_tokens == 7 and not states[2].finished  # released: never advanced again
 
 
@@ -64,10 +64,10 @@ def test_confidences_match_independent_forward(hf_gen) -> None:
 
     states = hf_gen.start(PROBLEM, 1, seed=5)
     hf_gen.advance(states, until=TokenPrefix(6, tokenizer=None).reached)
-    ids = hf_gen._prompt + hf_gen._ids[0]
+    ids = states[0].handle.prompt + states[0].handle.ids
     with torch.no_grad():
         logits = hf_gen.model(torch.tensor([ids])).logits[0].float()
-    p = len(hf_gen._prompt)
+    p = len(states[0].handle.prompt)
     top = logits[p - 1 : p - 1 + 6].log_softmax(-1).topk(20, dim=-1).values
     expected = (-top.mean(-1)).tolist()
     assert states[0].token_confidences == pytest.approx(expected, abs=1e-3)
@@ -81,13 +81,13 @@ def test_eos_finishes_and_extracts_answer(tiny_qwen3_dir: Path) -> None:
     gen = HFGenerator(model=tiny_qwen3_dir, max_tokens=12, chunk_tokens=4, temperature=0.0)
     first = gen.start(PROBLEM, 1, seed=0)
     gen.advance(first, until=TokenPrefix(8, tokenizer=None).reached)
-    greedy = gen._ids[0]
+    greedy = first[0].handle.ids
     # pretend the first greedy token not seen before (after position 0) is EOS: the trace must end right there
     cut = next((j for j in range(1, 8) if greedy[j] not in greedy[:j]), 0) + 1
     gen.eos_ids = [greedy[cut - 1]]
     states = gen.start(PROBLEM, 2, seed=0)
     gen.advance(states)
     for s in states:
-        assert s.finished and gen._ids[s.index] == greedy[:cut] and s.num_tokens == cut
+        assert s.finished and s.handle.ids == greedy[:cut] and s.num_tokens == cut
         assert s.answer == extract_answer(s.text)
     assert gen.stats["discarded_tokens"] >= 0

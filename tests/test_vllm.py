@@ -70,14 +70,14 @@ def test_abort_stops_generation_and_continuation_adds_up(vllm_gen) -> None:
         assert len(s.token_confidences) == s.num_tokens and not s.finished
     assert vllm_gen.engine.get_num_unfinished_requests() == 0  # the engine dropped the aborted requests
 
-    paused = [len(vllm_gen._ids[s.index]) for s in states]
+    paused = [len(s.handle.ids) for s in states]
     vllm_gen.release(states[1:])
     vllm_gen.advance(states)  # only trace 0 continues, as a new request with the prefix as prompt
     cont = vllm_gen.requests[-1]
     assert cont["index"] == 0 and cont["request_id"].endswith("-s1") and cont["finish_reason"] in ("stop", "length")
-    assert cont["prompt_tokens"] == len(vllm_gen._prompt) + paused[0]
+    assert cont["prompt_tokens"] == len(states[0].handle.prompt) + paused[0]
     assert states[0].finished and states[0].num_tokens == paused[0] + cont["generated_tokens"]
-    assert states[0].num_tokens == len(vllm_gen._ids[0]) == len(states[0].token_confidences)
+    assert states[0].num_tokens == len(states[0].handle.ids) == len(states[0].token_confidences)
     assert [s.num_tokens for s in states[1:]] == paused[1:]  # released traces never grow again
 
 
@@ -121,7 +121,7 @@ def test_token_counts_and_text_match_an_unpaused_engine_run(vllm_gen) -> None:
     async def run():
         last = None
         async for out in vllm_gen.engine.generate(
-            TokensPrompt(prompt_token_ids=vllm_gen._prompt), params, request_id="reference"
+            TokensPrompt(prompt_token_ids=states[1].handle.prompt), params, request_id="reference"
         ):
             last = out
         return last.outputs[0]
@@ -129,7 +129,7 @@ def test_token_counts_and_text_match_an_unpaused_engine_run(vllm_gen) -> None:
     ref = vllm_gen._loop.run(run())
     s = states[1]
     assert len(ref.token_ids) == s.num_tokens
-    assert list(ref.token_ids) == vllm_gen._ids[1]
+    assert list(ref.token_ids) == states[1].handle.ids
     assert s.text == vllm_gen.tokenizer.decode(list(ref.token_ids), skip_special_tokens=True)
     assert s.finished and s.answer is None or isinstance(s.answer, str)
 
@@ -141,10 +141,10 @@ def test_confidences_match_hf_top20(vllm_gen, tiny_qwen3_dir: Path) -> None:
     states = vllm_gen.start(PROBLEM, 1, seed=9)
     vllm_gen.advance(states, until=TokenPrefix(6, tokenizer=None).reached)
     model = AutoModelForCausalLM.from_pretrained(tiny_qwen3_dir, dtype=torch.float32).eval()
-    ids = vllm_gen._prompt + vllm_gen._ids[0]
+    ids = states[0].handle.prompt + states[0].handle.ids
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0]
-    p = len(vllm_gen._prompt)
+    p = len(states[0].handle.prompt)
     top = logits[p - 1 : len(ids) - 1].log_softmax(-1).topk(20, dim=-1).values
     assert states[0].token_confidences == pytest.approx((-top.mean(-1)).tolist(), abs=2e-2)
 

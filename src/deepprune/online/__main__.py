@@ -5,7 +5,8 @@ reference on the same traces; writes ``results.jsonl`` (one record per problem, 
 and logs a side-by-side table. ``tau=0.5,0.63,0.75`` sweeps without ``-m`` and ends with one table. ``tau=auto``
 takes the threshold an exported judge recorded on its validation pairs (or chooses one there for ``tau_target``
 and ``tau_rate``) and logs it; ``orders=R`` replays each problem in R seeded arrival orders, and the table gives
-95% bootstrap intervals over problems.
+95% bootstrap intervals over problems. ``concurrency=C`` keeps C problems in flight on the one generator (with
+``generator=vllm`` their traces share the engine; under replay the results equal the sequential run's).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def main(cfg: DictConfig) -> dict:
         metrics = run_online(
             problems, generator, policy, cfg.paths.output_dir, reference, cfg.seed, cfg.resume_dir,
             settings=outcome_settings(cfg), orders=int(cfg.get("orders", 1)),
+            concurrency=int(cfg.get("concurrency", 1)),
         )  # fmt: skip
         if tau_auto is not None:
             metrics["tau_auto"] = tau_auto.to_record()

@@ -1,8 +1,21 @@
 """Online policies: how N parallel traces of one problem are generated, pruned and voted on.
 
-Every policy is a class with typed arguments (``conf/policy/*.yaml``) and one method,
-``run(problem, generator, seed) -> ProblemOutcome``. They all drive the same :class:`Generator`, so replay and
-live runs are accounted identically.
+Every policy is a class with typed arguments (``conf/policy/*.yaml``) and one implementation, a coroutine:
+``await policy.arun(problem, agen, seed) -> ProblemOutcome`` on an :class:`~deepprune.online.generators.base.
+AsyncGenerator` (``as_async(generator)`` makes one of any generator), so several problems can be in flight on one
+generator (``online concurrency=4``, the server). ``policy.run(problem, generator, seed)`` is the same coroutine
+driven to completion for synchronous callers (``run_sync(arun(problem, as_async(generator), seed))``). They all
+drive the same generator contract, so replay and live runs are accounted identically.
+
+    from deepprune.online.generators.base import as_async
+    agen = as_async(generator)             # replay/simulated/hf: deterministic adapter; vLLM: its native async API
+    outcomes = await asyncio.gather(*(policy.arun(p, agen, seed) for p in problems))
+
+Judge calls under concurrency. A judge is synchronous CPU/GPU work and not safe to call from two threads at once,
+so every judge call (``prepare`` and the whole greedy clustering of one problem) runs on ONE worker thread shared
+by the process (:func:`judge_call`): problems queue for it one at a time, in arrival order, while the event loop
+stays free to stream other problems' tokens. A judge object is thus never used concurrently, whatever the number
+of policies or problems sharing it; the outcome of a problem never depends on what else is in flight.
 
 - :class:`DeepPrunePolicy` (paper section 4.2): every trace generates its prefix (``rule.reached``) and the
   judge reads ``rule.judge_text`` of it, where the rule is (first that applies) the explicit ``prefix`` (the
@@ -30,23 +43,26 @@ live runs are accounted identically.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
 from deepprune.online.accounting import ProblemOutcome
 from deepprune.online.aggregation import Aggregation, LargestClusterVote
 from deepprune.online.clustering import greedy_cluster
-from deepprune.online.generators.base import TraceState
+from deepprune.online.generators.base import TraceState, as_async, run_sync
 from deepprune.online.voting import majority_vote, weighted_vote
 from deepprune.runtime import get_logger
 from deepprune.truncation import PrefixRule, TokenPrefix
 
 if TYPE_CHECKING:
     from deepprune.answers import AnswerChecker
-    from deepprune.online.generators.base import Generator
+    from deepprune.online.generators.base import AsyncGenerator, Generator
     from deepprune.online.judges import PairJudge
     from deepprune.sources import Problem
 
@@ -57,16 +73,43 @@ __all__ = [
     "DeepConfPolicy",
     "GroupConfidenceStop",
     "lowest_group_confidence",
+    "judge_call",
 ]
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class Policy(Protocol):
     name: str
     n: int
 
+    async def arun(self, problem: Problem, generator: AsyncGenerator, seed: int) -> ProblemOutcome: ...
+
     def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome: ...
+
+
+class _DrivenBySync:
+    """``run``: the policy's ``arun`` over ``as_async(generator)``, to completion (one implementation)."""
+
+    async def arun(self, problem: Problem, generator: AsyncGenerator, seed: int) -> ProblemOutcome:
+        raise NotImplementedError
+
+    def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome:
+        return run_sync(self.arun(problem, as_async(generator), seed))
+
+
+_judge_worker: ThreadPoolExecutor | None = None
+_judge_worker_lock = threading.Lock()
+
+
+async def judge_call(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on the process's one judge worker thread (see the module docstring) and await it."""
+    global _judge_worker
+    with _judge_worker_lock:
+        if _judge_worker is None:
+            _judge_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepprune-judge")
+    return await asyncio.get_running_loop().run_in_executor(_judge_worker, fn, *args)
 
 
 def _peek(generator: Any, state: TraceState) -> str | None:
@@ -76,7 +119,7 @@ def _peek(generator: Any, state: TraceState) -> str | None:
     return peek(state) if callable(peek) else None
 
 
-class DeepPrunePolicy:
+class DeepPrunePolicy(_DrivenBySync):
     """Prefix phase, greedy clustering, largest-cluster continuation, majority vote (Table 6 defaults)."""
 
     def __init__(
@@ -136,29 +179,26 @@ class DeepPrunePolicy:
             else:
                 rule = self.default_prefix if self.default_prefix is not None else TokenPrefix(500, tokenizer=None)
             log.info("%s: prefix rule %s", self.name, rule.to_record())
-            self._rule = rule
+            self._rule = _own_tokenizer(rule)
         return self._rule
 
-    def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome:
-        states = generator.start(problem, self.n, seed)
+    async def arun(self, problem: Problem, generator: AsyncGenerator, seed: int) -> ProblemOutcome:
+        states = await generator.start(problem, self.n, seed)
         self.judge.attach(generator)
         rule = self.rule
-        generator.advance(states, until=rule.reached)
+        await generator.advance(states, until=rule.reached)
         prefix_tokens = sum(s.num_tokens for s in states)
         # what the judge reads: the rule's cut of each generated prefix (the text it was trained on)
         snapshots = [replace(s, text=rule.judge_text(s), token_confidences=list(s.token_confidences)) for s in states]
-        prepare = getattr(self.judge, "prepare", None)
-        if callable(prepare):
-            prepare(snapshots)
         rng = np.random.default_rng([seed, 0xC1])
-        result = greedy_cluster(snapshots, self.judge, self.tau, self.max_clusters, self.k1, rng, self.when_full)
+        result = await judge_call(self._cluster, snapshots, rng)
         selection = self.aggregation.select(result, len(states), rng)
         chosen = selection.finishers
         keep = set(chosen)
-        generator.release([s for i, s in enumerate(states) if i not in keep])
+        await generator.release([s for i, s in enumerate(states) if i not in keep])
         finishers = [states[i] for i in chosen]
         before = {s.index: s.num_tokens for s in finishers}
-        generator.advance(finishers)
+        await generator.advance(finishers)
         continuation = sum(s.num_tokens - before[s.index] for s in finishers)
 
         vote = self.aggregation.vote(selection, [s.answer for s in finishers], self.checker)
@@ -178,8 +218,15 @@ class DeepPrunePolicy:
             extra={"finish_rule": selection.rule, "judge_batches": result.judge_batches},
         )
 
+    def _cluster(self, snapshots: list[TraceState], rng: np.random.Generator) -> Any:
+        """Every judge call of one problem (on the judge worker): batch preparation, then greedy clustering."""
+        prepare = getattr(self.judge, "prepare", None)
+        if callable(prepare):
+            prepare(snapshots)
+        return greedy_cluster(snapshots, self.judge, self.tau, self.max_clusters, self.k1, rng, self.when_full)
 
-class ConsensusPolicy:
+
+class ConsensusPolicy(_DrivenBySync):
     """cons@N: every trace finishes; majority vote."""
 
     def __init__(self, n: int = 512, name: str | None = None, checker: AnswerChecker | None = None) -> None:
@@ -189,9 +236,9 @@ class ConsensusPolicy:
         self.name = name or f"cons@{n}"
         self.checker = checker
 
-    def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome:
-        states = generator.start(problem, self.n, seed)
-        generator.advance(states)
+    async def arun(self, problem: Problem, generator: AsyncGenerator, seed: int) -> ProblemOutcome:
+        states = await generator.start(problem, self.n, seed)
+        await generator.advance(states)
         vote = majority_vote([s.answer for s in states], self.checker)
         return ProblemOutcome(
             policy=self.name,
@@ -241,7 +288,7 @@ class GroupConfidenceStop:
         return int(hits[0]) if hits.size else total
 
 
-class DeepConfPolicy:
+class DeepConfPolicy(_DrivenBySync):
     """DeepConf online (warmup, percentile threshold, early stop, confidence-weighted vote)."""
 
     def __init__(
@@ -269,15 +316,15 @@ class DeepConfPolicy:
             )
         return lowest_group_confidence(state.token_confidences, self.window)
 
-    def run(self, problem: Problem, generator: Generator, seed: int) -> ProblemOutcome:
-        states = generator.start(problem, self.n, seed)
+    async def arun(self, problem: Problem, generator: AsyncGenerator, seed: int) -> ProblemOutcome:
+        states = await generator.start(problem, self.n, seed)
         warm, rest = states[: self.warmup], states[self.warmup :]
-        generator.advance(warm)
+        await generator.advance(warm)
         warm_conf = [self._lgc(s) for s in warm]
         bar = float(np.percentile(warm_conf, self.percentile))
-        generator.advance(rest, until=GroupConfidenceStop(bar, self.window))
+        await generator.advance(rest, until=GroupConfidenceStop(bar, self.window))
         stopped = [s for s in rest if not s.finished]
-        generator.release(stopped)
+        await generator.release(stopped)
 
         answers: list[str | None] = []
         weights: list[float] = []
@@ -300,6 +347,26 @@ class DeepConfPolicy:
             voters=len(answers),
             extra={"threshold": bar, "stopped": [s.index for s in stopped]},
         )
+
+
+def _own_tokenizer(rule: PrefixRule) -> PrefixRule:
+    """The rule with a private copy of its tokenizer. The rule counts and cuts prefixes on the generation side
+    (event loop, engine thread) while the judge worker may be tokenizing with the same (judge's) tokenizer and
+    other truncation settings; a Rust tokenizer changed in one thread while another encodes fails ("Already
+    borrowed"), so the two never share one."""
+    import copy
+
+    tokenizer = getattr(rule, "tokenizer", None)
+    if tokenizer is None:
+        return rule
+    try:
+        private = copy.deepcopy(tokenizer)
+    except Exception as err:  # noqa: BLE001 - a tokenizer that cannot be copied is shared, as before
+        log.warning("prefix rule: could not copy its tokenizer (%s); it is shared with the judge", err)
+        return rule
+    own = copy.copy(rule)
+    own.tokenizer = private  # type: ignore[attr-defined]
+    return own
 
 
 def _needs_judge(rule: PrefixRule) -> bool:

@@ -15,12 +15,19 @@ holds, besides the means over all (problem, order) runs, 95% bootstrap intervals
 (:mod:`deepprune.stats`): accuracy of both, the token reduction, and the paired accuracy difference to the
 reference on the same orders.
 
+``concurrency=C`` keeps C problem runs in flight on the one generator (the async core: ``policy.arun`` over
+``as_async(generator)``; with vLLM their traces share the engine). Records are appended as runs complete, so
+``results.jsonl`` may be out of order, and resuming works the same; ``metrics.json`` is computed from the records
+in problem order (then arrival order), so under replay it is identical to the sequential run's. ``concurrency=1``
+(the default) runs one problem at a time through the policies' sync ``run``, with a per-trace progress bar.
+
 :class:`SweepSummary` is a Hydra callback: at the end of a multirun it reads each job's ``metrics.json`` and
 overrides, writes ``sweep_summary.md`` into the sweep dir and logs the table.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -28,8 +35,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepprune.online.accounting import POLICIES, POLICY, format_table, score_outcome, summarize
-from deepprune.online.generators.base import TraceProgress, problem_seed
-from deepprune.runtime import append_jsonl, get_logger, progress, read_jsonl_records, write_json, write_metrics
+from deepprune.online.generators.base import TraceProgress, as_async, problem_seed, run_sync
+from deepprune.runtime import (
+    append_jsonl,
+    get_logger,
+    progress,
+    progress_bar,
+    read_jsonl_records,
+    write_json,
+    write_metrics,
+)
 
 if TYPE_CHECKING:
     from deepprune.answers import AnswerEquivalence
@@ -71,6 +86,7 @@ def run_online(
     checker: AnswerEquivalence | None = None,
     settings: Mapping[str, Any] | None = None,
     orders: int = 1,
+    concurrency: int = 1,
 ) -> dict[str, Any]:
     """Run ``policy`` (and ``reference``) on ``problems``; returns the metrics also written to metrics.json.
 
@@ -78,9 +94,13 @@ def run_online(
     config. ``None`` takes the seed and the policies' own settings (:func:`policy_settings`). They are stored in
     ``<out_dir>/fingerprint.json``; finished problems are reused (from ``out_dir`` or ``resume_dir``) only when
     their run stored the same settings, otherwise the run stops and names the settings that differ.
+    ``concurrency``: problem runs in flight at once (see the module docstring).
     """
+    from deepprune.validation import check_int_at_least
+
     if orders < 1:
         raise ValueError(f"orders must be >= 1, got {orders}")
+    check_int_at_least("concurrency", concurrency, 1)
     out_dir = Path(out_dir)
     results = out_dir / RESULTS_FILE
     if settings is None:
@@ -109,22 +129,60 @@ def run_online(
         log.info("resuming: %d of %d runs already done", len(done), len(problems) * orders)
 
     todo = [(p, r) for p in problems for r in range(orders) if (p.problem_id, r) not in done]
-    tracked = TraceProgress(generator)  # a per-trace bar under the per-problem one
-    for problem, order in progress(todo, desc=policy.name, total=len(todo), unit="run"):
-        s = order_seed(seed, problem.problem_id, order)
+
+    def record(problem: Problem, order: int, s: int, outcome: Any, ref_outcome: Any) -> None:
         rec = {"problem_id": problem.problem_id, "order": order, "seed": s}
-        rec.update(score_outcome(policy.run(problem, tracked, s), problem.gold, checker))
-        if reference is not None:
-            rec["reference"] = score_outcome(reference.run(problem, tracked, s), problem.gold, checker)
+        rec.update(score_outcome(outcome, problem.gold, checker))
+        if ref_outcome is not None:
+            rec["reference"] = score_outcome(ref_outcome, problem.gold, checker)
         append_jsonl(results, rec)
         done[(problem.problem_id, order)] = rec
-    tracked.close_bar()
 
-    wanted = {p.problem_id for p in problems}
-    records = [r for (pid, order), r in done.items() if pid in wanted and order < orders]
-    metrics = compute_metrics(records)
+    if concurrency == 1:
+        tracked = TraceProgress(generator)  # a per-trace bar under the per-problem one
+        for problem, order in progress(todo, desc=policy.name, total=len(todo), unit="run"):
+            s = order_seed(seed, problem.problem_id, order)
+            outcome = policy.run(problem, tracked, s)
+            record(problem, order, s, outcome, reference.run(problem, tracked, s) if reference is not None else None)
+        tracked.close_bar()
+    elif todo:
+        run_sync(_run_concurrently(todo, generator, policy, reference, seed, concurrency, record))
+
+    # problem order, then arrival order: the sequential run's order, whatever order the runs completed in
+    position = {p.problem_id: i for i, p in enumerate(problems)}
+    keys = sorted((k for k in done if k[0] in position and k[1] < orders), key=lambda k: (position[k[0]], k[1]))
+    metrics = compute_metrics([done[k] for k in keys])
     write_metrics(metrics, out_dir)
     return metrics
+
+
+async def _run_concurrently(
+    todo: Sequence[tuple[Problem, int]],
+    generator: Generator,
+    policy: Policy,
+    reference: Policy | None,
+    seed: int,
+    concurrency: int,
+    record: Any,
+) -> None:
+    """``concurrency`` workers take the next (problem, order) run each; a run is the policy then its reference on
+    the same seed. The first failure stops the run (the other workers are cancelled)."""
+    agen = as_async(generator)
+    runs = iter(todo)
+    bar = progress_bar(f"{policy.name} (x{concurrency})", total=len(todo), unit="run")
+
+    async def worker() -> None:
+        for problem, order in runs:  # one shared iterator: each run is taken by exactly one worker
+            s = order_seed(seed, problem.problem_id, order)
+            outcome = await policy.arun(problem, agen, s)
+            ref_outcome = await reference.arun(problem, agen, s) if reference is not None else None
+            record(problem, order, s, outcome, ref_outcome)
+            bar.update(1)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(todo)))))
+    finally:
+        bar.close()
 
 
 def order_seed(seed: int, problem_id: str, order: int) -> int:

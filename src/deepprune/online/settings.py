@@ -29,6 +29,7 @@ def check_config(cfg: DictConfig) -> None:
     if str(cfg.tau) != "auto":  # auto: chosen on the judge's validation pairs once the judge is known
         check_probability("tau", cfg.tau)
     check_int_at_least("orders", cfg.get("orders", 1), 1)
+    check_int_at_least("concurrency", cfg.get("concurrency", 1), 1)
     check_int_at_least("n", cfg.n, 1, allow_none=True)
     check_int_at_least("max_problems", cfg.max_problems, 1, allow_none=True)
     check_int_at_least("seed", cfg.seed, 0)
@@ -68,8 +69,11 @@ def traces_per_problem(generator: Any, problems: list, n: int | None) -> int:
 
 
 # config keys that do not change a problem's outcome: where files go, which problems run, where to resume from
-# (orders adds runs with their own seeds: a run extended to more orders reuses the ones it has)
-_NOT_OUTCOME = ("paths", "hydra", "resume_dir", "max_problems", "unseen_problems_only", "task_name", "orders")
+# (orders adds runs with their own seeds: a run extended to more orders reuses the ones it has; concurrency only
+# changes how many run at once)
+_NOT_OUTCOME = (
+    "paths", "hydra", "resume_dir", "max_problems", "unseen_problems_only", "task_name", "orders", "concurrency",
+)  # fmt: skip
 
 
 def outcome_settings(cfg: DictConfig) -> dict[str, Any]:

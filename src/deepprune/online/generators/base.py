@@ -8,19 +8,44 @@ consuming compute.
 
 Token counting contract (replay and live must agree): ``TraceState.num_tokens`` is the number of tokens
 GENERATED so far, counted with the generating model's tokenizer (prompt tokens are never counted).
+
+Several problems in flight (the async core). :class:`AsyncGenerator` is the same contract as coroutines
+(``async start/advance/release``, sync ``close``); the policies are written once against it
+(``policy.arun(problem, agen, seed)``) and their sync ``run`` drives ``arun`` with :func:`run_sync`.
+:func:`as_async` turns any generator into one:
+
+- a backend with a native async API (``astart/aadvance/arelease`` methods, the vLLM backend) gets a view that
+  calls them, so traces of several problems share one engine;
+- any other (replay, simulated, hf) is wrapped in :class:`SyncAsAsync`: its methods run on the calling event
+  loop's thread, one at a time, and each call then yields once to the loop. No threads, and asyncio runs ready
+  tasks in FIFO order, so the interleaving of problems is fixed by the order they were started: under replay,
+  problems run concurrently give exactly the outcomes of the sequential run (same seeds, same traces).
+
+Every backend keeps its per-trace bookkeeping on the state itself (``TraceState.handle``, private to the
+backend that made the state), never in per-generator "current problem" fields, so states of several
+``start`` calls can be advanced and released in any interleaving. Judge snapshots (``dataclasses.replace`` of a
+state) share the handle, which is how replay's ``peek_answer`` still knows a snapshot's final answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from deepprune.sources import Problem
 
-__all__ = ["TraceState", "Generator", "TraceProgress", "derive_seed", "problem_seed"]
+__all__ = [
+    "TraceState", "Generator", "AsyncGenerator", "SyncAsAsync", "as_async", "run_sync", "TraceProgress",
+    "derive_seed", "problem_seed",
+]  # fmt: skip
+
+T = TypeVar("T")
 
 
 def problem_seed(seed: int, problem_id: str) -> int:
@@ -46,6 +71,8 @@ class TraceState:
     finished: bool = False
     token_confidences: list[float] = field(default_factory=list)  # DeepConf: -mean of top-k logprobs per token
     answer: str | None = None  # set when finished
+    # the backend's own bookkeeping for this trace (replayed trace, token ids, request ids, released flag)
+    handle: Any = field(default=None, repr=False, compare=False)
 
 
 @runtime_checkable
@@ -67,6 +94,109 @@ class Generator(Protocol):
     def close(self) -> None:
         """Free the backend's resources."""
         ...
+
+
+@runtime_checkable
+class AsyncGenerator(Protocol):
+    """:class:`Generator` as coroutines, so several problems' traces can be in flight at once (``as_async``)."""
+
+    async def start(self, problem: Problem, n: int, seed: int) -> list[TraceState]: ...
+
+    async def advance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None: ...
+
+    async def release(self, states: list[TraceState]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SyncAsAsync:
+    """A synchronous :class:`Generator` behind the :class:`AsyncGenerator` API, deterministically.
+
+    Each call runs the sync method on the event loop's thread, then yields once (``asyncio.sleep(0)``), so other
+    problems' coroutines take their turn in FIFO order. Every other attribute (``peek_answer``, ``problems``,
+    ``stats``...) is the wrapped generator's.
+    """
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["generator"], name)
+
+    async def start(self, problem: Problem, n: int, seed: int) -> list[TraceState]:
+        states = self.generator.start(problem, n, seed)
+        await asyncio.sleep(0)
+        return states
+
+    async def advance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None:
+        self.generator.advance(states, until)
+        await asyncio.sleep(0)
+
+    async def release(self, states: list[TraceState]) -> None:
+        self.generator.release(states)
+        await asyncio.sleep(0)
+
+    def close(self) -> None:
+        self.generator.close()
+
+
+class _NativeAsync:
+    """The AsyncGenerator view of a backend with ``astart/aadvance/arelease`` (the vLLM backend)."""
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["generator"], name)
+
+    async def start(self, problem: Problem, n: int, seed: int) -> list[TraceState]:
+        return await self.generator.astart(problem, n, seed)
+
+    async def advance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None:
+        await self.generator.aadvance(states, until)
+
+    async def release(self, states: list[TraceState]) -> None:
+        await self.generator.arelease(states)
+
+    def close(self) -> None:
+        self.generator.close()
+
+
+def as_async(generator: Any) -> AsyncGenerator:
+    """``generator`` as an :class:`AsyncGenerator`: itself if it already is one, its native async API if its class
+    has one (``aadvance``), else :class:`SyncAsAsync` (see the module docstring). Looked up on the class, so a
+    wrapper that forwards attributes (:class:`TraceProgress`) keeps its own sync methods in the path."""
+    if isinstance(generator, (SyncAsAsync, _NativeAsync)) or inspect.iscoroutinefunction(
+        getattr(type(generator), "advance", None)
+    ):
+        return generator
+    if callable(getattr(type(generator), "aadvance", None)):
+        return _NativeAsync(generator)
+    return SyncAsAsync(generator)
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from synchronous code (the policies' ``run``): ``asyncio.run`` on this
+    thread, or, when this thread already runs an event loop (a notebook, an async caller of the sync API), on a
+    fresh thread of its own, so the sync API works everywhere."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = err
+
+    thread = threading.Thread(target=target, name="deepprune-run-sync")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class TraceProgress:

@@ -21,6 +21,7 @@ The prompt helpers here (:func:`build_prompt_ids`, :func:`topk_confidence`) are 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,16 @@ class _PerTraceSampler:
         return forced
 
 
+@dataclass
+class _HFTrace:
+    """``TraceState.handle`` of a transformers trace: its prompt, generated ids, sampler generator, released flag."""
+
+    prompt: list[int]
+    ids: list[int]
+    rng: Any
+    released: bool = False
+
+
 class HFGenerator:
     """Batched, per-trace seeded generation with transformers; see the module docstring."""
 
@@ -144,26 +155,22 @@ class HFGenerator:
         self._sampler = _PerTraceSampler(temperature, top_p)
         self.eos_ids = _eos_ids(self.model, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
-        self._prompt: list[int] = []
-        self._ids: dict[int, list[int]] = {}  # state.index -> generated token ids
-        self._rng: dict[int, Any] = {}  # state.index -> torch.Generator
-        self._released: set[int] = set()
         self.stats = {"generated_tokens": 0, "discarded_tokens": 0, "forward_chunks": 0}
 
     def start(self, problem: Problem, n: int, seed: int) -> list[TraceState]:
         import torch
 
-        self._prompt = build_prompt_ids(
+        prompt = build_prompt_ids(
             self.tokenizer, problem.question, self.prompt_template, self.system_prompt, self.use_chat_template
         )
-        states = [TraceState(index=i, seed=derive_seed(seed, i)) for i in range(n)]
-        self._ids = {s.index: [] for s in states}
-        self._rng = {s.index: torch.Generator().manual_seed(s.seed % 2**63) for s in states}
-        self._released = set()
-        return states
+        seeds = [derive_seed(seed, i) for i in range(n)]
+        return [
+            TraceState(index=i, seed=s, handle=_HFTrace(prompt, [], torch.Generator().manual_seed(s % 2**63)))
+            for i, s in enumerate(seeds)
+        ]
 
     def advance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None:
-        active = [s for s in states if not s.finished and s.index not in self._released]
+        active = [s for s in states if not s.finished and not s.handle.released]
         while active:
             for lo in range(0, len(active), self.batch_size):
                 self._chunk(active[lo : lo + self.batch_size], until)
@@ -171,7 +178,8 @@ class HFGenerator:
 
     def release(self, states: list[TraceState]) -> None:
         # generation only happens inside advance(), so a released trace simply is never scheduled again
-        self._released.update(s.index for s in states)
+        for state in states:
+            state.handle.released = True
 
     def close(self) -> None:
         self.model = None
@@ -180,12 +188,12 @@ class HFGenerator:
         import torch
         from transformers import LogitsProcessorList
 
-        rows = [self._prompt + self._ids[s.index] for s in batch]
+        rows = [s.handle.prompt + s.handle.ids for s in batch]
         width = max(len(r) for r in rows)
         input_ids = torch.tensor([[self.pad_id] * (width - len(r)) + r for r in rows], device=self.device)
         attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
         budget = min(self.chunk_tokens, max(self.max_tokens - s.num_tokens for s in batch))
-        self._sampler.generators = [self._rng[s.index] for s in batch]
+        self._sampler.generators = [s.handle.rng for s in batch]
         with torch.no_grad():
             out = self.model.generate(
                 input_ids=input_ids,
@@ -216,7 +224,7 @@ class HFGenerator:
 
         Returns how many of `new` the trace kept.
         """
-        ids = self._ids[state.index]
+        ids = state.handle.ids
         base_text, start = state.text, len(ids)
         kept = len(new)
         for j, tok in enumerate(new):

@@ -74,6 +74,15 @@ class _Replayed:
     answer: str | None
 
 
+@dataclass
+class _Handle:
+    """``TraceState.handle`` of a replayed trace: what it replays, and whether it was released."""
+
+    owner: ReplayGenerator
+    replayed: _Replayed
+    released: bool = False
+
+
 class ReplayGenerator:
     """Replays ``traces``; see the module docstring."""
 
@@ -109,8 +118,6 @@ class ReplayGenerator:
         for t in traces:
             self._by_problem.setdefault(t.problem_id, []).append(t)
         self._cache: dict[int, _Replayed] = {}
-        self._active: dict[int, _Replayed] = {}  # state.seed -> replayed trace, for the current start()
-        self._released: set[int] = set()
 
     # -- problems -------------------------------------------------------------------------------------------
     def problems(self) -> list[Problem]:
@@ -140,18 +147,14 @@ class ReplayGenerator:
         chosen = list(range(len(pool))) if n == len(pool) else sorted(rng.choice(len(pool), n, replace=False))
         if self.shuffle:
             chosen = [chosen[i] for i in rng.permutation(len(chosen))]
-        self._active = {}
-        self._released = set()
-        states = []
-        for i, j in enumerate(chosen):
-            state = TraceState(index=i, seed=derive_seed(seed, i))
-            self._active[state.seed] = self._replayed(pool[j])
-            states.append(state)
-        return states
+        return [
+            TraceState(index=i, seed=derive_seed(seed, i), handle=_Handle(self, self._replayed(pool[j])))
+            for i, j in enumerate(chosen)
+        ]
 
     def advance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None:
         for state in states:
-            if state.finished or state.seed in self._released:
+            if state.finished or self._handle(state).released:
                 continue
             rt = self._get(state)
             total = len(rt.ends)
@@ -174,10 +177,11 @@ class ReplayGenerator:
             self._reveal(state, rt, min(max(n, state.num_tokens), total))
 
     def release(self, states: list[TraceState]) -> None:
-        self._released.update(s.seed for s in states)
+        for state in states:
+            self._handle(state).released = True
 
     def close(self) -> None:
-        self._active = {}
+        return None  # nothing held: each state carries its replayed trace
 
     # -- replay-only ----------------------------------------------------------------------------------------
     def peek_answer(self, state: TraceState) -> str | None:
@@ -189,11 +193,14 @@ class ReplayGenerator:
         return len(self._get(state).ends)
 
     # -- internals ------------------------------------------------------------------------------------------
+    def _handle(self, state: TraceState) -> _Handle:
+        handle = state.handle
+        if not isinstance(handle, _Handle) or handle.owner is not self:
+            raise KeyError(f"replay: state {state.index} (seed {state.seed}) was not started by this generator")
+        return handle
+
     def _get(self, state: TraceState) -> _Replayed:
-        try:
-            return self._active[state.seed]
-        except KeyError:
-            raise KeyError(f"replay: state {state.index} (seed {state.seed}) is not from the last start()") from None
+        return self._handle(state).replayed
 
     @staticmethod
     def _reveal(state: TraceState, rt: _Replayed, n: int) -> None:

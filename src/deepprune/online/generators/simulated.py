@@ -58,6 +58,19 @@ if TYPE_CHECKING:
 __all__ = ["SimulatedGenerator", "answer_lists_from_traces", "lognormal_params"]
 
 _SALT = 0x51A7ED
+
+
+@dataclass
+class _Drawn:
+    """``TraceState.handle`` of a simulated trace: its drawn answer, answer class and length; released or not."""
+
+    owner: SimulatedGenerator
+    answer: str | None
+    answer_class: int
+    length: int
+    released: bool = False
+
+
 WRONG_BASE = 1_000_000_001  # parametric wrong answers are "1000000001", "1000000002", ...
 
 
@@ -152,8 +165,6 @@ class SimulatedGenerator:
         self.min_tokens, self.max_tokens = int(min_tokens), max_tokens
         self._checker = checker
         self._pools: dict[str, _Pool] = {}
-        self._active: dict[int, tuple[str | None, int, int]] = {}  # state.seed -> (answer, class, length)
-        self._released: set[int] = set()
 
     @property
     def checker(self) -> AnswerClasses:
@@ -187,20 +198,22 @@ class SimulatedGenerator:
         else:
             picks = rng.choice(size, size=n, p=pool.probs)
         lengths = self._lengths(pool, picks, rng)
-        self._active, self._released = {}, set()
-        states = []
-        for i, (j, length) in enumerate(zip(picks.tolist(), lengths.tolist())):
-            state = TraceState(index=i, seed=derive_seed(seed, i))
-            self._active[state.seed] = (pool.answers[j], int(pool.classes[j]), int(length))
-            states.append(state)
-        return states
+        return [
+            TraceState(
+                index=i,
+                seed=derive_seed(seed, i),
+                handle=_Drawn(self, pool.answers[j], int(pool.classes[j]), int(length)),
+            )
+            for i, (j, length) in enumerate(zip(picks.tolist(), lengths.tolist()))
+        ]
 
     def advance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None:
         fast = self._fast_path(until)
         for state in states:
-            if state.finished or state.seed in self._released:
+            if state.finished or self._get(state).released:
                 continue
-            answer, _, total = self._get(state)
+            drawn = self._get(state)
+            answer, total = drawn.answer, drawn.length
             if until is None:
                 n = total
             elif until(state):
@@ -222,23 +235,24 @@ class SimulatedGenerator:
                 state.answer = answer
 
     def release(self, states: list[TraceState]) -> None:
-        self._released.update(s.seed for s in states)
+        for state in states:
+            self._get(state).released = True
 
     def close(self) -> None:
-        self._active = {}
+        return None  # nothing held: each state carries its draw
 
     # -- simulator-only -------------------------------------------------------------------------------------
     def peek_answer(self, state: TraceState) -> str | None:
         """The final answer this trace WILL reach (used by the oracle and simulated judges and pass@k)."""
-        return self._get(state)[0]
+        return self._get(state).answer
 
     def answer_class(self, state: TraceState) -> int:
         """Equivalence class of the trace's final answer within its problem (-1 when it has no answer)."""
-        return self._get(state)[1]
+        return self._get(state).answer_class
 
     def full_tokens(self, state: TraceState) -> int:
         """Tokens of the complete trace."""
-        return self._get(state)[2]
+        return self._get(state).length
 
     def pool(self, problem_id: str) -> _Pool:
         """The answers (with their equivalence classes) and length parameters drawn from for one problem."""
@@ -247,13 +261,11 @@ class SimulatedGenerator:
         return self._pools[problem_id]
 
     # -- internals ------------------------------------------------------------------------------------------
-    def _get(self, state: TraceState) -> tuple[str | None, int, int]:
-        try:
-            return self._active[state.seed]
-        except KeyError:
-            raise KeyError(
-                f"simulated: state {state.index} (seed {state.seed}) is not from the last start()"
-            ) from None
+    def _get(self, state: TraceState) -> _Drawn:
+        drawn = state.handle
+        if not isinstance(drawn, _Drawn) or drawn.owner is not self:
+            raise KeyError(f"simulated: state {state.index} (seed {state.seed}) was not started by this generator")
+        return drawn
 
     @staticmethod
     def _fast_path(until: Callable[[TraceState], bool] | None) -> Callable[..., int] | None:

@@ -24,6 +24,21 @@ running any of them (SIGKILL), a :class:`deepprune.process_guard.ProcessGuard` w
     finally:
         gen.close()
 
+Several problems in flight (the async core). Besides the synchronous Generator API, the generator has a native
+async one, ``astart/aadvance/arelease``, which ``deepprune.online.generators.base.as_async`` maps onto the
+``AsyncGenerator`` protocol. It can be awaited from ANY event loop (a FastAPI/uvicorn server's, the runner's):
+the work is handed to the engine's loop thread and awaited there, so many problems' traces stream on the one
+engine at once. Each trace's bookkeeping lives on its state (``TraceState.handle``), and request ids are
+``p<start number>-t<trace>-s<segment>``, unique for the life of the engine. Cancelling an ``aadvance`` (a client
+that went away) aborts its requests; a failed ``aadvance`` does not close the engine (the sync ``advance``
+does, as before). Built from the config the online entry uses::
+
+    from hydra.utils import instantiate          # conf/generator/vllm.yaml: SmolLM2-135M on CPU by default
+    gen = instantiate(cfg.generator)             # or VLLMGenerator(model=..., engine=EngineSettings(...))
+    agen = as_async(gen)
+    outcomes = await asyncio.gather(*(policy.arun(p, agen, seed) for p in problems))
+    gen.close()
+
 Scripts that create an engine need an ``if __name__ == "__main__":`` guard (the engine core is spawned). On CPU,
 ``VLLM_CPU_KVCACHE_SPACE`` (GiB) sizes the KV cache; ``engine.cpu_kvcache_space_gb`` sets it when the variable is
 unset. Engine arguments come from :class:`deepprune.vllm_engine.EngineSettings` (the ``engine:`` block of the config).
@@ -35,6 +50,7 @@ import asyncio
 import itertools
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,6 +68,29 @@ T = TypeVar("T")
 
 #: vLLM serialises request seeds as signed 64-bit ints; derived seeds are folded into that range.
 _SEED_RANGE = 2**63 - 1
+
+
+@dataclass
+class _VTrace:
+    """``TraceState.handle`` of a vLLM trace: everything the backend tracks per trace, so any number of problems'
+    traces coexist on one engine."""
+
+    prompt: list[int]  # the chat prompt's token ids
+    tag: str  # the start() it came from: request ids are f"{tag}-t{index}-s{segment}", unique per engine
+    ids: list[int] = field(default_factory=list)  # generated token ids, over all its requests
+    segments: int = 0  # requests made for it so far
+    inflight: str | None = None  # the request id streaming now
+    released: bool = False
+
+
+def _trace(state: TraceState) -> _VTrace:
+    if not isinstance(state.handle, _VTrace):
+        raise KeyError(f"vllm: state {state.index} (seed {state.seed}) was not started by a VLLMGenerator")
+    return state.handle
+
+
+async def _call(fn: Callable[..., T], *args: Any) -> T:
+    return fn(*args)
 
 
 class EventLoopThread:
@@ -171,13 +210,7 @@ class VLLMGenerator:
         self.use_chat_template = use_chat_template
         self.max_model_len = int(engine.max_model_len)
         self._kwargs = engine.kwargs(str(model), str(tokenizer) if tokenizer else None)
-        self._prompt: list[int] = []
-        self._ids: dict[int, list[int]] = {}  # state.index -> generated token ids (all requests)
-        self._segments: dict[int, int] = {}  # state.index -> number of requests made for it
-        self._inflight: dict[int, str] = {}  # state.index -> request id currently streaming
-        self._released: set[int] = set()
         self._problem_no = itertools.count()
-        self._problem_tag = "p0"
         self.requests: list[dict[str, Any]] = []
         self.stats = {"requests": 0, "aborted": 0, "generated_tokens": 0}
         self.engine: Any = None
@@ -210,28 +243,21 @@ class VLLMGenerator:
         # built inside the loop thread: the engine's output handler and sockets bind to this loop
         return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
 
-    # Generator API -------------------------------------------------------------------------------------------
+    # Generator API (synchronous: blocks until the engine loop has done the work) ------------------------------
 
     def start(self, problem: Problem, n: int, seed: int) -> list[TraceState]:
-        self._prompt = build_prompt_ids(
+        prompt = build_prompt_ids(
             self.tokenizer, problem.question, self.prompt_template, self.system_prompt, self.use_chat_template
         )
-        if len(self._prompt) >= self.max_model_len:
+        if len(prompt) >= self.max_model_len:
             raise ValueError(
-                f"problem {problem.problem_id}: prompt has {len(self._prompt)} tokens, max_model_len is "
-                f"{self.max_model_len}"
+                f"problem {problem.problem_id}: prompt has {len(prompt)} tokens, max_model_len is {self.max_model_len}"
             )
-        states = [TraceState(index=i, seed=derive_seed(seed, i)) for i in range(n)]
-        self._ids = {s.index: [] for s in states}
-        self._segments = {s.index: 0 for s in states}
-        self._released = set()
-        self._problem_tag = f"p{next(self._problem_no)}"
-        return states
+        tag = f"p{next(self._problem_no)}"  # unique per start(): request ids never repeat across problems
+        return [TraceState(index=i, seed=derive_seed(seed, i), handle=_VTrace(prompt, tag)) for i in range(n)]
 
     def advance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None:
-        if self.engine is None:
-            raise RuntimeError("VLLMGenerator is closed")
-        active = [s for s in states if not s.finished and s.index not in self._released]
+        active = self._active(states)
         if not active:
             return
         try:
@@ -242,15 +268,31 @@ class VLLMGenerator:
             raise
 
     def release(self, states: list[TraceState]) -> None:
-        ids = [s.index for s in states]
-        self._released.update(ids)
-        inflight = [self._inflight[i] for i in ids if i in self._inflight]
+        inflight = self._mark_released(states)
         if not inflight or self.engine is None:
             return
         if self._loop.in_loop():  # called from inside `until`: the streaming loop also stops on its next delta
             self._loop.loop.create_task(self.engine.abort(inflight))
         else:
             self._loop.run(self.engine.abort(inflight))
+
+    # native async API (as_async(generator) uses it): callable from any event loop, several problems at once --
+
+    async def astart(self, problem: Problem, n: int, seed: int) -> list[TraceState]:
+        """``start`` on the engine's loop thread (the tokenizer is only ever used from that thread then)."""
+        return await self._on_engine_loop(_call(self.start, problem, n, seed))
+
+    async def aadvance(self, states: list[TraceState], until: Callable[[TraceState], bool] | None = None) -> None:
+        """``advance`` as a coroutine: these traces stream on the shared engine next to any other problem's.
+        Cancelling it aborts their requests (the engine drops them); a failure does not close the engine."""
+        active = self._active(states)
+        if active:
+            await self._on_engine_loop(self._advance_all(active, until))
+
+    async def arelease(self, states: list[TraceState]) -> None:
+        inflight = self._mark_released(states)
+        if inflight and self.engine is not None:
+            await self._on_engine_loop(self.engine.abort(inflight))
 
     def close(self) -> None:
         engine, self.engine = self.engine, None
@@ -278,6 +320,28 @@ class VLLMGenerator:
 
     # internals -----------------------------------------------------------------------------------------------
 
+    def _active(self, states: list[TraceState]) -> list[TraceState]:
+        if self.engine is None:
+            raise RuntimeError("VLLMGenerator is closed")
+        return [s for s in states if not s.finished and not _trace(s).released]
+
+    @staticmethod
+    def _mark_released(states: list[TraceState]) -> list[str]:
+        """Mark the traces released; the ids of their requests still streaming."""
+        inflight = []
+        for state in states:
+            trace = _trace(state)
+            trace.released = True
+            if trace.inflight is not None:
+                inflight.append(trace.inflight)
+        return inflight
+
+    async def _on_engine_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` run on the engine's loop thread, from whatever loop the caller is on."""
+        if self._loop.in_loop():
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop.loop))
+
     async def _advance_all(self, states: list[TraceState], until: Callable[[TraceState], bool] | None) -> None:
         await asyncio.gather(*(self._advance_one(s, until) for s in states))
 
@@ -285,7 +349,7 @@ class VLLMGenerator:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        segment = self._segments[state.index]
+        segment = _trace(state).segments
         return SamplingParams(
             # the first request uses the trace seed; a continuation gets its own stream, still derived from it
             seed=(state.seed if segment == 0 else derive_seed(state.seed, segment)) % _SEED_RANGE,
@@ -301,16 +365,17 @@ class VLLMGenerator:
 
         if until is not None and until(state):
             return
-        ids = self._ids[state.index]
-        prompt = self._prompt + ids
+        trace = _trace(state)
+        ids = trace.ids
+        prompt = trace.prompt + ids
         budget = min(self.max_tokens - state.num_tokens, self.max_model_len - len(prompt))
         if budget < 1:
             finish_state(state, cut=True)
             return
-        request_id = f"{self._problem_tag}-t{state.index}-s{self._segments[state.index]}"
+        request_id = f"{trace.tag}-t{state.index}-s{trace.segments}"
         params = self._sampling_params(state, budget)
-        self._segments[state.index] += 1
-        self._inflight[state.index] = request_id
+        trace.segments += 1
+        trace.inflight = request_id
         record = {"request_id": request_id, "index": state.index, "prompt_tokens": len(prompt), "max_tokens": budget}
         produced, finish_reason, aborted = 0, None, False
         stream = self.engine.generate(TokensPrompt(prompt_token_ids=prompt), params, request_id=request_id)
@@ -329,13 +394,13 @@ class VLLMGenerator:
                     finish_reason = completion.finish_reason
                     aborted = finish_reason == "abort"  # released from inside `until` while streaming
                     break
-                if state.index in self._released or (until is not None and until(state)):
+                if trace.released or (until is not None and until(state)):
                     await self.engine.abort(request_id)
                     aborted = True
                     break
         finally:
-            await stream.aclose()
-            self._inflight.pop(state.index, None)
+            await stream.aclose()  # cancelled mid-stream: closing the stream aborts the request in the engine
+            trace.inflight = None
         # the streamed deltas are exact token ids; decoding them whole gives the canonical text
         state.text = self.tokenizer.decode(ids, skip_special_tokens=True)
         record.update(generated_tokens=produced, finish_reason=finish_reason, aborted=aborted)
