@@ -149,6 +149,56 @@ def test_confidences_match_hf_top20(vllm_gen, tiny_qwen3_dir: Path) -> None:
     assert states[0].token_confidences == pytest.approx((-top.mean(-1)).tolist(), abs=2e-2)
 
 
+def test_two_problems_in_flight_match_their_sequential_runs(vllm_gen) -> None:
+    """The async core on one engine: two problems' traces stream together (as_async, policy.arun) and each gets
+    exactly the tokens it gets alone; releasing one problem's traces mid-stream leaves the other's untouched."""
+    import asyncio
+
+    from deepprune.online.generators.base import as_async
+    from deepprune.online.policies import ConsensusPolicy
+
+    other = Problem("p2", "Name a prime number larger than 10.", gold="11")
+    cons = ConsensusPolicy(n=3)
+    alone = {p.problem_id: cons.run(p, vllm_gen, 21) for p in (PROBLEM, other)}
+    alone_ids = {}
+    for p in (PROBLEM, other):
+        states = vllm_gen.start(p, 3, 21)
+        vllm_gen.advance(states)
+        alone_ids[p.problem_id] = [list(s.handle.ids) for s in states]
+    agen = as_async(vllm_gen)
+    first_request = len(vllm_gen.requests)
+
+    async def together():
+        return await asyncio.gather(cons.arun(PROBLEM, agen, 21), cons.arun(other, agen, 21))
+
+    both = asyncio.run(together())
+    assert [o.tokens for o in both] == [alone[p].tokens for p in ("p1", "p2")]
+    assert [o.answer for o in both] == [alone[p].answer for p in ("p1", "p2")]
+    streamed = vllm_gen.requests[first_request:]
+    # the two problems' requests overlapped in the engine, under distinct request ids
+    assert len({r["request_id"] for r in streamed}) == len(streamed) == 6
+    assert len({r["request_id"].split("-")[0] for r in streamed}) == 2
+
+    async def release_one_keep_the_other():
+        kept = await agen.start(PROBLEM, 3, 21)
+        dropped = await agen.start(other, 3, 21)
+        keep_task = asyncio.create_task(agen.advance(kept))
+        drop_task = asyncio.create_task(agen.advance(dropped))
+        while sum(s.num_tokens for s in dropped) < 3:  # mid-stream
+            await asyncio.sleep(0.005)
+        await agen.release(dropped)
+        await asyncio.gather(keep_task, drop_task)
+        counts = [s.num_tokens for s in dropped]
+        await agen.advance(dropped)  # released: never advanced again
+        return kept, dropped, counts
+
+    kept, dropped, counts = asyncio.run(release_one_keep_the_other())
+    assert [s.handle.ids for s in kept] == alone_ids["p1"] and all(s.finished for s in kept)
+    assert any(not s.finished for s in dropped) and [s.num_tokens for s in dropped] == counts
+    assert all(s.num_tokens < len(ids) for s, ids in zip(dropped, alone_ids["p2"]) if not s.finished)
+    assert vllm_gen.engine.get_num_unfinished_requests() == 0
+
+
 def test_close_leaves_no_engine_process(vllm_gen) -> None:
     engine_pids = {p.pid for p in _engine_children()}
     assert engine_pids, "the AsyncLLM engine core runs in a child process"
