@@ -242,6 +242,26 @@ def test_siamese_batch_padding_order_and_duplicates(tiny_siamese):
     torch.testing.assert_close(right[4], right[1], atol=1e-5, rtol=1e-5)  # the logit is symmetric in (a, b)
 
 
+def test_siamese_eval_remembers_segments_until_a_weight_changes(tiny_siamese, monkeypatch):
+    """Without grad, a segment seen in an earlier batch is not encoded again; any in-place weight change (an
+    optimizer step, load_state_dict, a blend) forgets them, so scores always follow the current weights."""
+    head, model = tiny_siamese, tiny_siamese.backbone
+    calls = []
+    embed = model.embed
+    monkeypatch.setattr(model, "embed", lambda ids, mask: calls.append(len(ids)) or embed(ids, mask))
+    with torch.no_grad():
+        first = head(*head.collate(PAIRS))
+        again = head(*head.collate([PAIRS[1], PAIRS[0]]))  # every segment already seen
+        assert sum(calls[1:]) == 0 and len(calls) == 1
+        torch.testing.assert_close(again[0], first[1])
+        model.bert.embeddings.word_embeddings.weight.mul_(1.5)
+        moved = head(*head.collate(PAIRS))
+    assert len(calls) == 2 and not torch.allclose(moved, first)  # re-encoded with the new weights
+    head.train()
+    out = head(*head.collate(PAIRS))  # training (with grad) always encodes
+    assert len(calls) == 3 and out.requires_grad
+
+
 def test_siamese_trains_every_weight(tiny_siamese):
     head = tiny_siamese.train()
     ids, mask = head.collate(PAIRS)

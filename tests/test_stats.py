@@ -103,3 +103,17 @@ def test_ratio_reduction_is_a_ratio_of_totals() -> None:
 def test_bad_input_raises_a_clear_error(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_seed_interval_is_the_student_t_interval() -> None:
+    from deepprune.stats import seed_interval
+
+    ci = seed_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(0.975, 2) = 4.303
+    assert (
+        ci.mean == 2.0
+        and ci.low == pytest.approx(2 - 4.303 / 3**0.5)
+        and ci.high == pytest.approx(2 + 2.4843, abs=1e-4)
+    )
+    assert seed_interval([0.7]).width == 0.0
+    with pytest.raises(ValueError, match="seed_interval"):
+        seed_interval([])

@@ -24,6 +24,7 @@ __all__ = [
     "clustered_bootstrap_ci",
     "paired_diff_ci",
     "ratio_reduction_ci",
+    "seed_interval",
 ]
 
 # Resamples are drawn in blocks of this many rows: bounded memory for large inputs, and the same draws
@@ -165,3 +166,24 @@ def ratio_reduction_ci(
     low, high = _bootstrap(len(t), stat, level, n_boot, seed)
     mean = float(1 - t.sum() / r.sum())
     return Interval(mean, min(low, mean), max(high, mean), level)
+
+
+# two-sided 95% Student-t quantiles t(0.975, df) for df = 1..10 (few seeds); larger df use the normal's 1.96 bound
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def seed_interval(values: Sequence[float] | np.ndarray) -> Interval:
+    """Mean over independent training seeds and its 95% Student-t interval (mean +- t * sd / sqrt(n)).
+
+    A bootstrap of three seeds has only ten distinct resamples; the t interval is the usual report for a few
+    independent runs. One value gives a zero-width interval (say how many seeds beside it).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)):
+        raise ValueError(f"seed_interval needs a non-empty 1-D list of finite values, got {values!r}")
+    mean = float(v.mean())
+    if v.size == 1:
+        return Interval(mean, mean, mean)
+    t = _T975[v.size - 2] if v.size - 1 <= len(_T975) else 1.96
+    half = t * float(v.std(ddof=1)) / float(np.sqrt(v.size))
+    return Interval(mean, mean - half, mean + half)

@@ -140,6 +140,29 @@ class SiameseBertForSequenceClassification(BertPreTrainedModel):
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return nn.functional.normalize(pooled, dim=-1)
 
+    def _weights_version(self) -> tuple[int, ...]:
+        # every in-place change of a weight (optimizer step, load_state_dict, a blend's copy_) bumps its version
+        return tuple(p._version for p in self.parameters())
+
+    def _embed_unique(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`embed` of distinct segments; without grad (validation, test, scoring) each segment's embedding is
+        remembered across batches until a weight changes, so an evaluation pass encodes each trace once however
+        many pairs and batches it is in (training, with grad, always encodes)."""
+        if torch.is_grad_enabled() or self.training:
+            return self.embed(ids, mask)
+        version = self._weights_version()
+        if getattr(self, "_cache_version", None) != version:
+            self._cache_version, self._segment_cache = version, {}
+        cache: dict[bytes, torch.Tensor] = self._segment_cache
+        keys = [row[: int(m.sum())].cpu().numpy().tobytes() for row, m in zip(ids, mask)]
+        todo = [i for i, k in enumerate(keys) if k not in cache]
+        if todo:
+            rows = torch.tensor(todo, device=ids.device)
+            n = int(mask[rows].sum(-1).max())
+            for i, vec in zip(todo, self.embed(ids[rows, :n], mask[rows, :n])):
+                cache[keys[i]] = vec
+        return torch.stack([cache[k] for k in keys])
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -159,7 +182,7 @@ class SiameseBertForSequenceClassification(BertPreTrainedModel):
         # each distinct segment once: within a problem every trace is in many pairs
         unique, inverse = torch.unique(torch.cat([ids, seg_mask], 1), dim=0, return_inverse=True)
         used = int(seg_mask.sum(-1).max())
-        emb = self.embed(unique[:, :used], unique[:, width : width + used])[inverse]
+        emb = self._embed_unique(unique[:, :used], unique[:, width : width + used])[inverse]
         n_rows = input_ids.shape[0]
         logit = self.classifier(emb[:n_rows], emb[n_rows:])
         logits = torch.stack([torch.zeros_like(logit), logit], dim=-1)
