@@ -238,3 +238,45 @@ def _subsample_problems(traces: list[Trace], cap: int | None, seed: str) -> list
         return traces
     keep = set(random.Random(seed).sample(ids, cap))
     return [t for t in traces if t.problem_id in keep]
+
+
+def split_heldout_pairs(
+    pairs: Sequence[TracePair], val_fraction: float, seed: int | str
+) -> tuple[list[TracePair], list[TracePair]]:
+    """(val, test) pairs of a held-out source, split by problem: no problem on both sides.
+
+    Problems are stratified by whether their pairs hold both classes ("mixed") or one: each stratum's sorted ids
+    are shuffled (seeded) and ``round(val_fraction * n)`` of them go to val, at least one of a stratum of two or
+    more, and at least one stays for test; so on a set where few problems have two answers (Qwen2.5-Math: 4 of
+    50) both sides still get different-answer pairs. Raises ``ValueError`` when a side would be empty.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1) to split a held-out source, got {val_fraction}")
+    labels: dict[str, set[int]] = {}
+    for p in pairs:
+        labels.setdefault(str(p.a.problem_id), set()).add(p.label)
+    val_ids: set[str] = set()
+    rng = random.Random(f"{seed}-heldout")
+    for mixed in (True, False):
+        ids = sorted(i for i, ls in labels.items() if (len(ls) == 2) == mixed)
+        rng.shuffle(ids)
+        n = math.floor(val_fraction * len(ids) + 0.5)
+        if len(ids) >= 2:
+            n = min(max(n, 1), len(ids) - 1)
+        val_ids.update(ids[:n])
+    val = [p for p in pairs if str(p.a.problem_id) in val_ids]
+    test = [p for p in pairs if str(p.a.problem_id) not in val_ids]
+    if not val or not test:
+        raise ValueError(
+            f"{len(labels)} problems with pairs cannot fill both val ({len(val)} pairs) and test ({len(test)} pairs)"
+        )
+    return val, test
+
+
+def cap_pair_problems(pairs: list[TracePair], cap: int | None, seed: str) -> list[TracePair]:
+    """The pairs of a seeded subsample of ``cap`` of their problems (all of them when ``cap`` is None or larger)."""
+    ids = sorted({str(p.a.problem_id) for p in pairs})
+    if cap is None or len(ids) <= cap:
+        return list(pairs)
+    keep = set(random.Random(seed).sample(ids, cap))
+    return [p for p in pairs if str(p.a.problem_id) in keep]

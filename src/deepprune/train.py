@@ -48,6 +48,9 @@ def check_train_config(cfg: DictConfig) -> None:
     traces = OmegaConf.select(cfg, "data.group_batch_traces", default=None)
     if traces is not None:
         check_int_at_least("data.group_batch_traces", traces, 2)
+    from deepprune.judge.mixture import check_sources  # light: no torch
+
+    check_sources(OmegaConf.select(cfg, "data.sources", default=None))
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -60,14 +63,13 @@ def train(cfg: DictConfig) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     out = Path(cfg.paths.output_dir)
     write_json(out / "config.json", OmegaConf.to_container(cfg, resolve=True))
-    source = instantiate(cfg.data.traces)
-    traces = source() if callable(source) else source  # read and validated before the model loads: fails fast
-    head = instantiate(cfg.model)
     truncation = instantiate(cfg.truncation)  # the prefix rule: the export records it, online applies it
-    datamodule = instantiate(
-        cfg.data, traces=lambda: traces, head=head, truncation=truncation, sampler=instantiate(cfg.sampler)
-    )
-    datamodule.setup("fit")  # an empty split or a one-class split stops here, before training
+    datamodule = instantiate(cfg.data, truncation=truncation, sampler=instantiate(cfg.sampler))
+    # traces read and validated, split, labelled and checked before the model loads: a bad source, an empty or a
+    # one-class split fails fast
+    datamodule.prepare_pairs()
+    head = datamodule.head = instantiate(cfg.model)
+    datamodule.setup("fit")
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = instantiate(
         cfg.module, head=head, loss_fn=instantiate(cfg.loss), optimizer=instantiate(cfg.optimizer),
@@ -113,6 +115,7 @@ def train(cfg: DictConfig) -> float | None:
         f"best_{cfg.optimized_metric}": best,
         "best_checkpoint": best_checkpoint,
         "data_counts": datamodule.counts,
+        **datamodule.mixture_report(),  # data.sources: per-source roles, weights, counts, skipped sources
         "global_steps": trainer.global_step,
         "wall_time_s": round(time.perf_counter() - started, 1),
     }

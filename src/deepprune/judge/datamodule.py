@@ -10,10 +10,17 @@ among a few traces of one (problem, model) group (`deepprune.judge.samplers.Grou
 siamese judges). The split itself is `deepprune.pairs.split_traces`, a pure function of the traces.
 A split without pairs, or without one of the two classes, stops the run here, before any training, with
 the counts of every split.
+
+A mixture (``sources``, `deepprune.judge.mixture`): several sources, each split by its own settings (or held out
+whole for val/test); every pair keeps its source name (feature ``source``, batch ``sources``) through validation
+and test, and training batches are drawn from the train sources in proportion to their weights.
+Loading, splitting and labelling need no head (`prepare_pairs`, which train.py calls before the model loads);
+`setup` then cuts and encodes.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +33,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deepprune.answers import AnswerClasses
-from deepprune.judge.samplers import GroupBatchSampler, ShardedGroupBatches
+from deepprune.judge.mixture import (
+    SourceSpec,
+    check_source_counts,
+    class_counts,
+    load_sources,
+    mixture_report,
+    source_pairs,
+    source_specs,
+)
+from deepprune.judge.samplers import GroupBatchSampler, ShardedGroupBatches, SourceWeightedSampler
 from deepprune.pairs import SPLITS, build_pairs, split_traces
 from deepprune.runtime import get_logger, write_json
 from deepprune.truncation import PrefixRule, TokenPrefix
@@ -70,6 +86,7 @@ class PairCollator:
             "models": [f["model"] for f in features],
             "texts": [tuple(f["texts"]) for f in features],
             "indices": [int(f.get("index", -1)) for f in features],
+            "sources": [f.get("source") for f in features],
         }
 
 
@@ -150,11 +167,13 @@ class PairDataModule(L.LightningDataModule):
             (`ShardedGroupBatches`).
         group_batches_per_epoch: batches per epoch with ``group_batch_traces`` (None: train pairs / C(k, 2)),
             shared by all ranks under DDP (each trains on ``group_batches_per_epoch // world_size``).
+        sources: instead of ``traces``, a mixture ``name -> settings`` (`deepprune.judge.mixture`; each source's
+            split settings default to the arguments above of the same name).
     """
 
     def __init__(
         self,
-        traces: Sequence[Any] | Callable[[], Sequence[Any]],
+        traces: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
         head: Any = None,
         truncation: PrefixRule | None = None,
         split: str = "model",
@@ -176,13 +195,16 @@ class PairDataModule(L.LightningDataModule):
         label_cache: str | Path | None = None,
         group_batch_traces: int | None = None,
         group_batches_per_epoch: int | None = None,
+        sources: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
+        if (traces is None) == (sources is None):
+            raise ValueError("give either data.traces (one source) or data.sources (a mixture; data.traces: null)")
         if truncation is not None and not isinstance(truncation, PrefixRule):
             raise TypeError(f"truncation must be a deepprune.truncation.PrefixRule, got {type(truncation).__name__}")
         if split not in ("model", "problem"):
             raise ValueError(f"data.split must be 'model' or 'problem', got {split!r}")
-        if split == "model" and not test_models:
+        if sources is None and split == "model" and not test_models:
             raise ValueError("data.split=model needs data.test_models (the generating models held out for test)")
         self.traces_source = traces
         self.head = head
@@ -202,6 +224,16 @@ class PairDataModule(L.LightningDataModule):
         self.counts: dict[str, dict[str, int]] = {}
         #: the problems of each split after setup() (the export records those the judge saw: train and val)
         self.problem_ids: dict[str, list[str]] = {}
+        defaults = {"split": split, "test_models": test_models, "val_models": val_models, "val_fraction": val_fraction,
+                    "test_fraction": test_fraction, "disjoint_problems": disjoint_problems,
+                    "max_problems": max_problems, "max_pairs": max_pairs, "label_cache": label_cache}  # fmt: skip
+        self.sources: list[SourceSpec] | None = None if sources is None else source_specs(sources, defaults)
+        if self.sources is not None:  # a mixture loads as one source does, in setup: (traces by name, skipped)
+            self.traces_source = functools.partial(load_sources, self.sources)
+        self.skipped_sources: dict[str, str] = {}
+        #: per source and split, as `counts` (mixtures only)
+        self.source_counts: dict[str, dict[str, dict[str, int]]] = {}
+        self._pairs: dict[str, list[tuple[str | None, Any]]] | None = None  # split -> [(source, TracePair)]
 
     @staticmethod
     def _per_split(value: int | Mapping[str, int | None] | None, key: str) -> dict[str, int | None]:
@@ -217,40 +249,75 @@ class PairDataModule(L.LightningDataModule):
         """The prefix rule the pairs use, bound to the head's tokenizer where it counts with the judge's."""
         return self.truncation.bind(getattr(self.head, "tokenizer", None))
 
+    def prepare_pairs(self) -> None:
+        """Load, split, label, subsample and check the pairs; needs no head, so a bad split stops the run before
+        the model loads (train.py calls it first). `setup` calls it when it has not run."""
+        if self._pairs is not None:
+            return
+        caches: dict[str, CachedAnswerClasses] = {}  # one table per file: sources sharing a file share it
+
+        def checker_for(path: str | Path | None) -> Any:
+            if path is None:
+                return self.checker
+            if str(path) not in caches:
+                from deepprune.answers import get_checker
+
+                caches[str(path)] = CachedAnswerClasses(self.checker or get_checker(), path)
+            return caches[str(path)]
+
+        if self.sources is None:
+            traces = self.traces_source() if callable(self.traces_source) else self.traces_source
+            parts = split_traces(
+                traces, self.split, self.test_models, self.val_models, self.val_fraction, self.test_fraction,
+                self.disjoint_problems, self.seed, self.max_problems,
+            )  # fmt: skip
+            checker = checker_for(self.label_cache)
+            built = {name: build_pairs(part, checker=checker) for name, part in parts.items()}
+            sides = {None: {name: (ps.excluded_traces, ps.pairs) for name, ps in built.items()}}
+            self.problem_ids = {name: sorted({str(t.problem_id) for t in part}) for name, part in parts.items()}
+        else:
+            loaded, self.skipped_sources = self.traces_source()
+            specs = [spec for spec in self.sources if spec.name in loaded]
+            sides = {
+                spec.name: source_pairs(spec, loaded[spec.name], checker_for(spec.settings["label_cache"]), self.seed)
+                for spec in specs
+            }
+            self.problem_ids = {
+                name: sorted({str(t.problem_id) for ps in sides.values() for p in ps[name][1] for t in (p.a, p.b)})
+                for name in SPLITS
+            }
+        for path, cache in caches.items():
+            cache.save()
+            log.info("pair labels: %d groups from %s, %d computed", cache.hits, path, cache.misses)
+        self._pairs = {name: [] for name in SPLITS}
+        self.counts = {name: dict.fromkeys(("traces_excluded", "pairs_total", "pairs", "same", "different"), 0)
+                       for name in SPLITS}  # fmt: skip
+        for source, by_split in sides.items():
+            spec = None if source is None else next(s for s in self.sources or () if s.name == source)
+            for name, (excluded, all_pairs) in by_split.items():
+                caps = self.max_pairs if spec is None else self._per_split(spec.settings["max_pairs"], "max_pairs")
+                ps = self._subsample(name if source is None else f"{source}-{name}", all_pairs, caps[name])
+                self._pairs[name].extend((source, p) for p in ps)
+                same = sum(p.label for p in ps)
+                count = {"traces_excluded": excluded, "pairs_total": len(all_pairs), "pairs": len(ps), "same": same,
+                         "different": len(ps) - same}  # fmt: skip
+                if source is not None:
+                    self.source_counts.setdefault(source, {})[name] = count
+                self.counts[name] = {k: self.counts[name][k] + v for k, v in count.items()}
+        if self.sources is not None:
+            check_source_counts(self.sources, self.source_counts, self.counts["val"]["pairs"])
+        self._check_counts()
+
+    def mixture_report(self) -> dict[str, Any]:
+        """What metrics.json records about a mixture (`deepprune.judge.mixture.mixture_report`); {} for one source."""
+        return {} if self.sources is None else mixture_report(self.sources, self.source_counts, self.skipped_sources)
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         if self.head is None:
             raise ValueError("PairDataModule needs a head (for encode/pad_token_id) before setup()")
-        traces = self.traces_source() if callable(self.traces_source) else self.traces_source
-        checker = self.checker
-        if self.label_cache is not None:
-            if checker is None:
-                from deepprune.answers import get_checker
-
-                checker = get_checker()
-            checker = CachedAnswerClasses(checker, self.label_cache)
-        parts = split_traces(
-            traces, self.split, self.test_models, self.val_models, self.val_fraction, self.test_fraction,
-            self.disjoint_problems, self.seed, self.max_problems,
-        )  # fmt: skip
-        self.problem_ids = {name: sorted({str(t.problem_id) for t in part}) for name, part in parts.items()}
-        pair_sets = {name: build_pairs(part, checker=checker) for name, part in parts.items()}
-        if isinstance(checker, CachedAnswerClasses):
-            checker.save()
-            log.info("pair labels: %d groups from %s, %d computed", checker.hits, self.label_cache, checker.misses)
-        pairs = {name: self._subsample(name, ps.pairs) for name, ps in pair_sets.items()}
-        self.counts = {
-            name: {
-                "traces_excluded": pair_sets[name].excluded_traces,
-                "pairs_total": len(pair_sets[name].pairs),
-                "pairs": len(ps),
-                "same": sum(p.label for p in ps),
-                "different": sum(1 - p.label for p in ps),
-            }
-            for name, ps in pairs.items()
-        }
-        self._check_counts()
+        self.prepare_pairs()
         truncate, cache = self.rule.cut, {}
 
         def prefix(text: str) -> str:
@@ -258,21 +325,24 @@ class PairDataModule(L.LightningDataModule):
                 cache[text] = truncate(text)
             return cache[text]
 
-        for name, ps in pairs.items():
+        for name, ps in (self._pairs or {}).items():
             rng = random.Random(f"{self.seed}-order-{name}")
             features = []
-            for p in ps:
+            for source, p in ps:
                 a, b = prefix(p.a.text), prefix(p.b.text)
                 if self.shuffle_order and rng.random() < 0.5:
                     a, b = b, a
+                group = f"{p.a.problem_id}\x1f{p.a.model}"
                 features.append(
                     {
                         "index": len(features),  # tells a pair apart from DistributedSampler's padding repeats
                         "input_ids": self.head.encode(a, b),
                         "label": int(p.label),
                         "model": str(p.a.model),
-                        "group": f"{p.a.problem_id}\x1f{p.a.model}",
+                        # sources may share problem ids ("0", "1", ...): a mixture's groups are per source
+                        "group": group if source is None else f"{source}\x1f{group}",
                         "texts": (a, b),
+                        "source": source,
                     }
                 )
             self.datasets[name] = PairDataset(features)
@@ -283,12 +353,13 @@ class PairDataModule(L.LightningDataModule):
                 "max %d tokens",
                 name, c["pairs"], c["same"], c["different"], c["pairs_total"], c["traces_excluded"], max(lengths),
             )  # fmt: skip
+        if self.source_counts:
+            log.info("pairs (same, different) per source: %s", class_counts(self.source_counts))
 
-    def _subsample(self, name: str, pairs: list[Any]) -> list[Any]:
-        cap = self.max_pairs[name]
+    def _subsample(self, tag: str, pairs: list[Any], cap: int | None) -> list[Any]:
         if cap is None or len(pairs) <= cap:
             return list(pairs)
-        keep = sorted(random.Random(f"{self.seed}-subsample-{name}").sample(range(len(pairs)), cap))
+        keep = sorted(random.Random(f"{self.seed}-subsample-{tag}").sample(range(len(pairs)), cap))
         return [pairs[i] for i in keep]
 
     def _check_counts(self) -> None:
@@ -298,10 +369,14 @@ class PairDataModule(L.LightningDataModule):
                 f"{n}: {c['pairs']} pairs ({c['same']} same, {c['different']} different)"
                 for n, c in self.counts.items()
             )
-            raise ValueError(
-                f"split {'/'.join(bad)} has no pairs of one class, so it cannot be trained or scored: {table}. "
+            hint = (
                 f"Check data.split ({self.split}), data.test_models {self.test_models}, "
                 f"data.val_models {self.val_models} and data.max_pairs."
+                if self.sources is None
+                else f"Check the data.sources.<name> settings; (same, different): {class_counts(self.source_counts)}"
+            )
+            raise ValueError(
+                f"split {'/'.join(bad)} has no pairs of one class, so it cannot be trained or scored: {table}. {hint}"
             )
 
     def _collator(self) -> PairCollator:
@@ -321,8 +396,9 @@ class PairDataModule(L.LightningDataModule):
             k = int(self.group_batch_traces)
             batches = self.group_batches_per_epoch or max(1, -(-len(features) // (k * (k - 1) // 2)))
             sampler = GroupBatchSampler(
-                [f["group"] for f in features], [f["texts"] for f in features], k, batches, self.seed
-            )
+                [f["group"] for f in features], [f["texts"] for f in features], k, batches, self.seed,
+                **self._source_draw(features),
+            )  # fmt: skip
             trainer = getattr(self, "trainer", None)
             if trainer is not None and trainer.world_size > 1:
                 # Lightning can shard neither a custom batch sampler nor an iterable: the iterable shards itself.
@@ -338,6 +414,13 @@ class PairDataModule(L.LightningDataModule):
                 num_workers=self.num_workers,
                 persistent_workers=self.num_workers > 0,
             )
+        if train and self._source_draw(self.datasets[name].features):
+            if sampler is not None:
+                raise ValueError(
+                    "data.sources: random training batches are drawn by source weight, so the sampler group does "
+                    "not apply to a mixture of several train sources: use sampler=plain"
+                )
+            sampler = SourceWeightedSampler(**self._source_draw(self.datasets[name].features), seed=self.seed)
         return DataLoader(
             self.datasets[name],
             batch_size=batch_size,
@@ -347,6 +430,13 @@ class PairDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    def _source_draw(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``{sources, weights}`` for a sampler that draws by source weight; {} for one source (plain draws)."""
+        present = {f["source"] for f in features}
+        if self.sources is None or len(present) < 2:
+            return {}
+        return {"sources": [f["source"] for f in features], "weights": {s.name: s.weight for s in self.sources}}
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, train=True)

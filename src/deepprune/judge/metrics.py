@@ -1,4 +1,4 @@
-"""Offline judge metrics: AUROC, TNR at a fixed FNR, per generating model, the ROC curve and its plot.
+"""Offline judge metrics: AUROC, TNR at a fixed FNR, per generating model and per source, the ROC curve, its plot.
 
 Scores are P(same answer) and label 1 means "same answer" (the positive class). TNR@FNR=0.2, as the
 paper defines it: pick the threshold below which 20 % of the same-answer pairs score (they would be
@@ -89,6 +89,37 @@ def per_model_metrics(
         "n": int(sum(r["n"] for r in rows)),
         "pos": int(sum(r["pos"] for r in rows)),
     }
+    return out
+
+
+def per_source_metrics(
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    sources: Sequence[str],
+    models: Sequence[str | None],
+    reference: Sequence[float] | np.ndarray | None = None,
+    fnr: float = 0.2,
+) -> dict[str, dict[str, Any]]:
+    """`judge_metrics` of each source's pairs pooled, and under ``"models"`` of each (source, model); with
+    ``reference`` (a zero-shot scorer's scores on the same pairs) its ``auroc_reference`` and
+    ``tnr_at_fnr_reference`` beside the judge's in every entry."""
+    s, y = _as_arrays(scores, labels)
+    r = None if reference is None else np.asarray(reference, dtype=np.float64).reshape(-1)
+    src, mod = np.asarray([str(x) for x in sources], dtype=object), np.asarray([str(x) for x in models], dtype=object)
+    if not len(src) == len(mod) == len(s) or (r is not None and len(r) != len(s)):
+        raise ValueError(f"scores, labels, sources, models and reference differ in length: {len(s)} scores")
+
+    def entry(mask: np.ndarray) -> dict[str, Any]:
+        row = judge_metrics(s[mask], y[mask], fnr)
+        if r is not None:
+            ref = judge_metrics(r[mask], y[mask], fnr)
+            row |= {"auroc_reference": ref["auroc"], "tnr_at_fnr_reference": ref["tnr_at_fnr"]}
+        return row
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(set(src.tolist())):
+        mask = src == name
+        out[name] = entry(mask) | {"models": {m: entry(mask & (mod == m)) for m in sorted(set(mod[mask].tolist()))}}
     return out
 
 

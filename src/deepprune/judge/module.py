@@ -6,7 +6,9 @@ an optimizer factory and an optional scheduler factory (Hydra ``_partial_``s). V
 score, label and generating model of every pair; at the end of the test epoch the module writes, into its output
 directory, ``metrics.json`` (AUROC and TNR@FNR=0.2 per test model plus the average, for the judge and for an
 optional zero-shot reference scorer on the same pairs), ``roc.png`` and ``scores.jsonl`` (every test pair's
-scores and label, for ROC overlays across runs).
+scores and label, for ROC overlays across runs). Pairs of a mixture of sources carry their source's name: validation
+then also logs ``val/auroc/<source>``, and metrics.json gets ``per_source`` (AUROC per source and per (source,
+model), the reference beside each) and the flat ``test/auroc/<source>``, ``test/auroc_reference/<source>``.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class JudgeModule(L.LightningModule):
         self.val_auroc = BinaryAUROC()
         self.reference_scorer = reference_scorer
         self._test_rows: list[tuple[int, float, int, str, tuple[str, str]]] = []  # (pair index, score, ...)
-        self._val_rows: list[tuple[int, float, int]] = []  # (pair index, score, label) of the last validation
+        self._val_rows: list[tuple[int, float, int, str | None]] = []  # (pair index, score, label, source)
         self.test_results: dict[str, Any] = {}
         self.test_pairs: tuple[list[float], list[int]] = ([], [])  # (scores, labels) of the last test
 
@@ -134,11 +136,25 @@ class JudgeModule(L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, probs = self._step(batch)
         self.val_auroc.update(probs, batch["labels"])
-        indices = batch.get("indices") or [-1] * len(batch["labels"])
-        self._val_rows.extend(zip(indices, probs.tolist(), batch["labels"].tolist()))
         n = len(batch["labels"])
+        indices = batch.get("indices") or [-1] * n
+        self._val_rows.extend(
+            zip(indices, probs.tolist(), batch["labels"].tolist(), batch.get("sources") or [None] * n)
+        )
         self.log("val/loss", loss, on_epoch=True, batch_size=n)
         self.log(VAL_AUROC, self.val_auroc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+
+    def on_validation_epoch_end(self) -> None:
+        if not any(row[3] is not None for row in self._val_rows):
+            return  # one source: val/auroc is all there is
+        from deepprune.judge.metrics import judge_metrics
+
+        rows = unique_rows(self._gather(self._val_rows))  # every rank logs the same values
+        for source in sorted({str(r[2]) for r in rows}):
+            mine = [r for r in rows if str(r[2]) == source]
+            auroc = judge_metrics([r[0] for r in mine], [r[1] for r in mine])["auroc"]
+            if not math.isnan(auroc):  # a source whose validation pairs hold one class has no AUROC
+                self.log(f"{VAL_AUROC}/{source}", auroc, on_step=False, on_epoch=True, batch_size=len(mine))
 
     def on_test_epoch_start(self) -> None:
         self._test_rows = []
@@ -146,8 +162,10 @@ class JudgeModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, probs = self._step(batch)
         self.log("test/loss", loss, on_epoch=True, batch_size=len(batch["labels"]))
-        indices = batch.get("indices") or [-1] * len(batch["labels"])
-        rows = zip(indices, probs.tolist(), batch["labels"].tolist(), batch["models"], batch["texts"])
+        n = len(batch["labels"])
+        indices = batch.get("indices") or [-1] * n
+        sources = batch.get("sources") or [None] * n
+        rows = zip(indices, probs.tolist(), batch["labels"].tolist(), batch["models"], batch["texts"], sources)
         self._test_rows.extend(rows)
 
     def on_test_epoch_end(self) -> None:
@@ -155,7 +173,8 @@ class JudgeModule(L.LightningModule):
         if self.trainer.is_global_zero and rows:
             self.test_results = self.score_test(rows)
         results = self.trainer.strategy.broadcast(self.test_results, src=0)
-        for key in (TEST_AUROC, TEST_TNR, TEST_AUROC_REFERENCE):
+        per_source = [k for k in results if k.startswith((f"{TEST_AUROC}/", f"{TEST_AUROC_REFERENCE}/"))]
+        for key in (TEST_AUROC, TEST_TNR, TEST_AUROC_REFERENCE, *per_source):
             if key in results and results[key] is not None and not math.isnan(results[key]):
                 self.log(key, float(results[key]), rank_zero_only=True)
 
@@ -173,12 +192,14 @@ class JudgeModule(L.LightningModule):
         dist.all_gather_object(parts, rows)
         return [r for part in parts for r in part]
 
-    def score_test(self, rows: Iterable[tuple[float, int, str, tuple[str, str]]]) -> dict[str, Any]:
-        """Per-model metrics for the judge (and the reference), written to metrics.json and roc.png."""
+    def score_test(self, rows: Iterable[tuple]) -> dict[str, Any]:
+        """Per-model (and, for a mixture, per-source) metrics for the judge and the reference, written to
+        metrics.json and roc.png. A row is ``(score, label, model, texts)`` or ``(..., texts, source)``."""
         from deepprune.judge.metrics import AVERAGE, per_model_metrics, plot_roc
         from deepprune.runtime import run_dir, write_metrics
 
-        scores, labels, models, texts = (list(x) for x in zip(*rows))
+        rows = [tuple(r) if len(r) == 5 else (*r, None) for r in rows]
+        scores, labels, models, texts, sources = (list(x) for x in zip(*rows))
         self.test_pairs = ([float(v) for v in scores], [int(v) for v in labels])
         fnr = self.hparams.fnr
         judge = per_model_metrics(scores, labels, models, fnr=fnr)
@@ -204,12 +225,15 @@ class JudgeModule(L.LightningModule):
             log.info("test AUROC: judge %.4f, %s reference %.4f", results[TEST_AUROC], name, ref[AVERAGE]["auroc"])
         else:
             log.info("test AUROC: judge %.4f", results[TEST_AUROC])
+            ref_scores = None
+        if any(source is not None for source in sources):
+            results |= _per_source_results(scores, labels, sources, models, ref_scores, fnr)
         out = Path(self.hparams.output_dir) if self.hparams.output_dir is not None else run_dir()
         write_metrics(results, out)
         plot_roc(curves, out / "roc.png", title="Judge ROC on held-out test pairs")
         # per-pair scores (no texts): `python -m deepprune.report` overlays the ROC curves of a sweep's runs. The
         # pairs are in dataset order (unique_rows), so i is the test pair's index; test batches carry no problem id
-        ref_column = ref_scores if self.reference_scorer is not None else [None] * len(scores)
+        ref_column = ref_scores if ref_scores is not None else [None] * len(scores)
         records = [
             score_record(i, y, p, model=m, score_reference=r)
             for i, (p, y, m, r) in enumerate(zip(scores, labels, models, ref_column))
@@ -254,6 +278,22 @@ def unique_rows(rows: Iterable[tuple]) -> list[tuple]:
         else:
             seen.setdefault(row[0], row[1:])
     return [seen[i] for i in sorted(seen)] + unindexed
+
+
+def _per_source_results(
+    scores: list, labels: list, sources: list, models: list, reference: list | None, fnr: float
+) -> dict[str, Any]:
+    """metrics.json's per-source part: ``per_source`` (`deepprune.judge.metrics.per_source_metrics`) and the flat
+    ``test/auroc/<source>`` and ``test/auroc_reference/<source>`` (pooled over the source's test pairs)."""
+    from deepprune.judge.metrics import per_source_metrics
+
+    table = per_source_metrics(scores, labels, sources, models, reference=reference, fnr=fnr)
+    flat = {f"{TEST_AUROC}/{name}": row["auroc"] for name, row in table.items()}
+    if reference is not None:
+        flat |= {f"{TEST_AUROC_REFERENCE}/{name}": row["auroc_reference"] for name, row in table.items()}
+    for name, row in table.items():
+        log.info("test AUROC %s: judge %.4f, reference %.4f", name, row["auroc"], row.get("auroc_reference", math.nan))
+    return {"per_source": table, **flat}
 
 
 def _is_new_layer(name: str, patterns: Iterable[str]) -> bool:

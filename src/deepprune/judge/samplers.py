@@ -6,13 +6,17 @@
   oversampling stays valid on several devices.
 - Group batches (`data.group_batch_traces`): `GroupBatchSampler` yields whole batches of the pairs among a few
   traces of one (problem, model) group; `ShardedGroupBatches` splits its stream over DDP ranks.
+- A mixture of sources (`deepprune.judge.mixture`): both `GroupBatchSampler` (given ``sources`` and ``weights``)
+  and `SourceWeightedSampler` (random batches) first draw a source with probability proportional to its weight,
+  then a group or a pair of it, so the shares of training batches follow the configured weights.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, IterableDataset, Sampler
@@ -77,6 +81,9 @@ class GroupBatchSampler(Sampler[list[int]]):
         traces_per_batch: k.
         num_batches: batches per epoch.
         seed: epoch e uses ``Random(f"{seed}-{e}")``, so the order is reproducible and differs between epochs.
+        sources, weights: the source of every pair and each source's weight: a batch first draws a source with
+            probability proportional to its weight, then one of its groups (a redraw stays in that source, so the
+            shares follow the weights exactly in expectation). None: groups drawn uniformly over all.
     """
 
     def __init__(
@@ -86,6 +93,8 @@ class GroupBatchSampler(Sampler[list[int]]):
         traces_per_batch: int = 8,
         num_batches: int = 100,
         seed: int = 0,
+        sources: Sequence[str] | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> None:
         if traces_per_batch < 2:
             raise ValueError(f"data.group_batch_traces must be >= 2, got {traces_per_batch}")
@@ -93,6 +102,9 @@ class GroupBatchSampler(Sampler[list[int]]):
         for i, g in enumerate(groups):
             self.by_group.setdefault(g, []).append(i)
         self.keys = sorted(self.by_group)
+        # a group's source is that of its first pair (groups never span sources)
+        first_sources = [sources[self.by_group[k][0]] for k in self.keys] if sources else []
+        self.draw = _SourceDraw(self.keys, first_sources, weights) if sources else None
         self.texts, self.k, self.num_batches, self.seed = texts, int(traces_per_batch), int(num_batches), seed
         self.epoch = 0
 
@@ -102,15 +114,58 @@ class GroupBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         rng = random.Random(f"{self.seed}-{self.epoch}")
         self.epoch += 1
-        made = 0
-        while made < self.num_batches:
-            members = self.by_group[rng.choice(self.keys)]
+        for _ in range(self.num_batches):
+            yield self._batch(rng, self.keys if self.draw is None else self.draw.pick(rng))
+
+    def _batch(self, rng: random.Random, keys: Sequence[str]) -> list[int]:
+        while True:  # an empty draw is redrawn from the same keys (the same source, when drawing by source)
+            members = self.by_group[rng.choice(keys)]
             traces = sorted({t for i in members for t in self.texts[i]})
             chosen = set(rng.sample(traces, min(self.k, len(traces))))
             batch = [i for i in members if self.texts[i][0] in chosen and self.texts[i][1] in chosen]
             if batch:
-                made += 1
-                yield batch
+                return batch
+
+
+class _SourceDraw:
+    """Items (group keys, or pair indices) by source, and a draw of one source's items with probability
+    proportional to the source's weight (seeded by the caller's generator)."""
+
+    def __init__(self, items: Sequence[Any], sources: Sequence[str], weights: Mapping[str, float] | None) -> None:
+        self.by_source: dict[str, list[Any]] = {}
+        for item, source in zip(items, sources):
+            self.by_source.setdefault(str(source), []).append(item)
+        self.names = sorted(self.by_source)
+        weights = weights or {}
+        missing = [n for n in self.names if n not in weights]
+        if missing:
+            raise ValueError(f"no weight for source(s) {missing}; weights given: {dict(weights)}")
+        self.weights = [float(weights[n]) for n in self.names]
+
+    def pick(self, rng: random.Random) -> list[Any]:
+        """The items of one source, drawn by weight."""
+        (name,) = rng.choices(self.names, weights=self.weights)
+        return self.by_source[name]
+
+
+class SourceWeightedSampler(Sampler[int]):
+    """Random training pairs of a mixture: each draw picks a source with probability proportional to its weight,
+    then one of its pairs uniformly (with replacement). An epoch has as many draws as pairs; epoch e uses
+    ``Random(f"{seed}-{e}")``."""
+
+    def __init__(self, sources: Sequence[str], weights: Mapping[str, float], seed: int = 0) -> None:
+        self.n = len(sources)
+        self.draw = _SourceDraw(range(self.n), sources, weights)
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        rng = random.Random(f"{self.seed}-{self.epoch}")
+        self.epoch += 1
+        for _ in range(self.n):
+            yield rng.choice(self.draw.pick(rng))
 
 
 class ShardedGroupBatches(IterableDataset):

@@ -1,0 +1,339 @@
+"""A weighted mixture of trace sources (`deepprune.judge.mixture`, `data=mixture`): the drawn shares follow the
+weights, a held-out source stays wholly on the val/test side, per-source metrics equal an independent AUROC, bad
+sources fail by key before the model loads, optional sources are skipped, and the single-source path is unchanged.
+"""
+
+import json
+import logging
+from collections import Counter
+from functools import partial
+
+import pytest
+from helpers import ExactChecker
+from test_datamodule import CharHead
+
+from deepprune.judge.datamodule import PairDataModule
+from deepprune.judge.metrics import per_source_metrics
+from deepprune.judge.samplers import GroupBatchSampler, SourceWeightedSampler
+from deepprune.traces import Trace
+from deepprune.train import train
+from deepprune.truncation import WordPrefix
+
+
+def source_traces(model, n_problems=10, per_group=4, tag=""):
+    """``n_problems`` problems ("0", "1", ...: ids that collide across sources, as the dev sets' do) of one model;
+    answers 0/1/0/1 in each group, so every group has both classes."""
+    return [
+        Trace(
+            problem_id=str(p),
+            model=model,
+            sample_id=s,
+            text=f"{model}{tag} p{p} s{s} so step one so step two",
+            answer=str(s % 2),
+            finished=True,
+        )
+        for p in range(n_problems)
+        for s in range(per_group)
+    ]
+
+
+def mixture(**over):
+    sources = {
+        "big": {"traces": partial(source_traces, "a"), "role": "train", "weight": 3, "split": "problem"},
+        "small": {"traces": partial(source_traces, "b"), "role": "train", "weight": 1, "split": "problem"},
+        "ood": {"traces": partial(source_traces, "c", 8), "role": "heldout", "val_fraction": 0.5},
+    }
+    for name, settings in over.items():
+        if settings is None:
+            sources.pop(name)
+        else:
+            sources[name] = {**sources.get(name, {}), **settings}
+    return sources
+
+
+def make_dm(sources, **kw):
+    args = dict(
+        sources=sources, head=CharHead(), truncation=WordPrefix(2), val_fraction=0.2, test_fraction=0.3,
+        batch_size=4, seed=1, checker=ExactChecker(), split="problem",
+    )  # fmt: skip
+    args.update(kw)
+    dm = PairDataModule(**args)
+    dm.setup("fit")
+    return dm
+
+
+def test_group_batches_follow_the_source_weights():
+    dm = make_dm(mixture(), group_batch_traces=3, group_batches_per_epoch=2000)
+    features = dm.datasets["train"].features
+    shares = Counter()
+    for batch in dm.train_dataloader():
+        (source,) = set(batch["sources"])  # a batch is one group, so one source
+        shares[source] += 1
+    assert set(shares) == {"big", "small"}  # the held-out source never trains
+    assert shares["big"] / sum(shares.values()) == pytest.approx(0.75, abs=0.05)
+    # big and small have as many groups, so uniform group draws would give 0.5: the weights make the difference
+    assert Counter(f["source"] for f in features)["big"] == Counter(f["source"] for f in features)["small"]
+
+
+def test_samplers_draw_sources_by_weight_and_are_seeded():
+    sources = ["x"] * 90 + ["y"] * 10  # y has few pairs but weight 1 of 2
+    sampler = SourceWeightedSampler(sources, {"x": 1.0, "y": 1.0}, seed=3)
+    drawn = list(sampler)
+    assert len(drawn) == 100 and list(SourceWeightedSampler(sources, {"x": 1, "y": 1}, seed=3)) == drawn
+    many = [i for _ in range(40) for i in sampler]
+    assert sum(sources[i] == "y" for i in many) / len(many) == pytest.approx(0.5, abs=0.05)
+    groups = [f"g{i // 3}" for i in range(60)]
+    texts = [(f"{g}-t{i % 3}", f"{g}-t{(i + 1) % 3}") for i, g in enumerate(groups)]
+    by = ["x" if int(g[1:]) < 15 else "y" for g in groups]  # 15 groups of x, 5 of y
+    batches = list(GroupBatchSampler(groups, texts, 2, 4000, seed=0, sources=by, weights={"x": 1, "y": 3}))
+    share_y = sum(by[b[0]] == "y" for b in batches) / len(batches)
+    assert share_y == pytest.approx(0.75, abs=0.05)
+    with pytest.raises(ValueError, match=r"no weight for source\(s\) \['y'\]"):
+        GroupBatchSampler(groups, texts, 2, 4, sources=by, weights={"x": 1})
+
+
+def test_single_source_group_stream_is_the_old_one():
+    """Without sources the group batch stream is the one the sampler drew before mixtures (the old loop, here)."""
+    import random
+
+    groups = [f"g{i // 6}" for i in range(36)]
+    texts = [(f"{g}-t{i % 4}", f"{g}-t{(i % 4 + 1 + i % 2) % 4}") for i, g in enumerate(groups)]
+    sampler = GroupBatchSampler(groups, texts, 3, 50, seed=5)
+    by_group = {}
+    for i, g in enumerate(groups):
+        by_group.setdefault(g, []).append(i)
+    rng, keys, old = random.Random("5-0"), sorted(by_group), []
+    while len(old) < 50:
+        members = by_group[rng.choice(keys)]
+        traces = sorted({t for i in members for t in texts[i]})
+        chosen = set(rng.sample(traces, min(3, len(traces))))
+        batch = [i for i in members if texts[i][0] in chosen and texts[i][1] in chosen]
+        if batch:
+            old.append(batch)
+    assert list(sampler) == old
+
+
+def test_heldout_source_stays_on_the_val_test_side():
+    dm = make_dm(mixture())
+
+    def where(source):
+        return {
+            name: {(f["texts"][0].split()[1], f["texts"][0].split()[0]) for f in ds.features if f["source"] == source}
+            for name, ds in dm.datasets.items()
+        }
+
+    ood = where("ood")
+    assert not ood["train"]  # no problem or trace of the held-out source in train
+    val_problems, test_problems = {p for p, _ in ood["val"]}, {p for p, _ in ood["test"]}
+    assert len(val_problems) == 4 and len(test_problems) == 4 and not val_problems & test_problems
+    assert dm.source_counts["ood"]["train"]["pairs"] == 0
+    assert dm.source_counts["ood"]["val"]["pairs"] + dm.source_counts["ood"]["test"]["pairs"] == 8 * 6
+    # every pair keeps its source and model; the train sources' problem splits are disjoint per source
+    for ds in dm.datasets.values():
+        for f in ds.features:
+            assert f["texts"][0].startswith({"big": "a", "small": "b", "ood": "c"}[f["source"]])
+            assert f["model"] == {"big": "a", "small": "b", "ood": "c"}[f["source"]]
+    big = where("big")
+    assert not {p for p, _ in big["train"]} & {p for p, _ in big["test"]}
+    # problem ids collide across sources ("0".."9"), groups do not: each training group is of one source
+    groups = Counter(f["group"] for f in dm.datasets["train"].features)
+    assert len(groups) == 2 * 5 and all(n == 6 for n in groups.values())
+    # the export's seen problems: train and val of every source
+    assert set(dm.problem_ids["val"]) >= {p.removeprefix("p") for p in val_problems}
+    report = dm.mixture_report()
+    assert report["data_sources"]["ood"]["role"] == "heldout" and report["data_sources_skipped"] == {}
+    assert report["data_sources"]["big"]["counts"]["train"] == dm.source_counts["big"]["train"]
+
+
+def test_heldout_split_is_stratified_by_mixed_problems():
+    """Few problems with two answers (as in Qwen2.5-Math): both sides still get one."""
+
+    def mostly_one_answer(*_):
+        traces = source_traces("c", 10)
+        for t in traces:
+            if t.problem_id not in ("3", "7"):
+                t.answer = "0"
+        return traces
+
+    for seed in range(5):
+        dm = make_dm(mixture(ood={"traces": mostly_one_answer}), seed=seed)
+        assert dm.source_counts["ood"]["val"]["different"] == dm.source_counts["ood"]["test"]["different"] == 4
+
+
+def test_validate_and_test_choose_the_sides_a_source_feeds():
+    dm = make_dm(mixture(ood={"validate": False}, small={"validate": False}))
+    assert dm.source_counts["ood"]["val"]["pairs"] == 0 and dm.source_counts["ood"]["test"]["pairs"] == 8 * 6
+    assert dm.source_counts["small"]["val"]["pairs"] == 0 and dm.source_counts["small"]["test"]["pairs"] > 0
+    assert {f["source"] for f in dm.datasets["val"].features} == {"big"}
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"ood": {"role": "test"}}, r"data\.sources\.ood\.role='test' is invalid"),
+        ({"big": {"weight": 0}}, r"data\.sources\.big\.weight=0 is invalid.*> 0"),
+        ({"small": {"weight": -1.5}}, r"data\.sources\.small\.weight=-1\.5"),
+        ({"big": {"traces": None}}, r"data\.sources\.big\.traces is missing"),
+        ({"big": {"wieght": 2}}, r"data\.sources\.big: unknown key\(s\) \['wieght'\]"),
+        ({"ood": {"validate": False, "test": False}}, r"data\.sources\.ood: a held-out source .* never used"),
+    ],
+)
+def test_bad_sources_fail_by_key_at_construction(over, message):
+    with pytest.raises(ValueError, match=message):
+        PairDataModule(sources=mixture(**over))
+
+
+def test_empty_validation_fails_before_any_head():
+    """No source feeds validation: the error names every validate key, from prepare_pairs (no model needed)."""
+    dm = PairDataModule(
+        sources=mixture(big={"validate": False}, small={"validate": False}, ood={"validate": False}),
+        checker=ExactChecker(), val_fraction=0.2, test_fraction=0.3,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"validation is empty.*data\.sources\.big\.validate.*ood\.validate"):
+        dm.prepare_pairs()
+    assert dm.head is None
+
+
+def test_optional_missing_source_is_skipped_and_a_required_one_names_its_key(tmp_path, caplog):
+    from deepprune.sources.samples import load_qwen25_math
+
+    missing = partial(load_qwen25_math, tmp_path / "absent.jsonl")
+    with caplog.at_level(logging.WARNING):
+        dm = make_dm(mixture(ood={"traces": missing, "optional": True}))
+    assert dm.skipped_sources.keys() == {"ood"} and "absent.jsonl" in dm.skipped_sources["ood"]
+    assert "data.sources.ood.traces is optional" in caplog.text
+    assert {f["source"] for f in dm.datasets["test"].features} == {"big", "small"}
+    with pytest.raises(FileNotFoundError, match=r"data\.sources\.ood\.traces: .*absent\.jsonl"):
+        make_dm(mixture(ood={"traces": missing}))
+
+
+def test_collected_jsonl_traces_are_a_source(tmp_path):
+    from deepprune.sources.jsonl import load_trace_file
+    from deepprune.traces import write_traces
+
+    path = write_traces(tmp_path / "collected.jsonl", source_traces("live", 6))
+    dm = make_dm(mixture(small=None, mine={"traces": partial(load_trace_file, path), "role": "heldout"}))
+    assert dm.source_counts["mine"]["val"]["pairs"] + dm.source_counts["mine"]["test"]["pairs"] == 6 * 6
+
+
+def _rank_auroc(scores, labels):
+    """AUROC by its definition: the share of (positive, negative) pairs ranked right, ties counting one half."""
+    pos = [s for s, y in zip(scores, labels) if y == 1]
+    neg = [s for s, y in zip(scores, labels) if y == 0]
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def test_per_source_metrics_match_the_rank_formula():
+    import random
+
+    rng = random.Random(0)
+    n = 300
+    labels = [rng.random() < 0.4 for _ in range(n)]
+    sources = [rng.choice(["s1", "s2"]) for _ in range(n)]
+    models = [rng.choice(["m1", "m2"]) for _ in range(n)]
+    scores = [round(rng.random() * 0.6 + 0.3 * y, 2) for y in labels]  # rounded: ties happen
+    reference = [round(rng.random(), 1) for _ in range(n)]
+    table = per_source_metrics(scores, [int(y) for y in labels], sources, models, reference=reference)
+    assert set(table) == {"s1", "s2"}
+    for source, row in table.items():
+        idx = [i for i in range(n) if sources[i] == source]
+        assert row["n"] == len(idx) and row["pos"] == sum(labels[i] for i in idx)
+        assert row["auroc"] == pytest.approx(_rank_auroc([scores[i] for i in idx], [labels[i] for i in idx]))
+        ref = _rank_auroc([reference[i] for i in idx], [labels[i] for i in idx])
+        assert row["auroc_reference"] == pytest.approx(ref)
+        for model, sub in row["models"].items():
+            jdx = [i for i in idx if models[i] == model]
+            assert sub["auroc"] == pytest.approx(_rank_auroc([scores[i] for i in jdx], [labels[i] for i in jdx]))
+            ref = _rank_auroc([reference[i] for i in jdx], [labels[i] for i in jdx])
+            assert sub["auroc_reference"] == pytest.approx(ref)
+
+
+def test_single_source_champ_pipeline_is_unchanged():
+    """data=champ's path (no sources): the same pairs as split_traces -> build_pairs -> the seeded max_pairs
+    subsample, in the same order, with the same swaps; no source on any pair, no mixture report."""
+    import random
+
+    from deepprune.pairs import build_pairs, split_traces
+    from deepprune.sources.champ import load_champ_traces
+
+    traces = load_champ_traces(max_problems=30)
+    kw = dict(test_models=["GPT-4"], val_fraction=0.2, test_fraction=0.3, seed=7, checker=ExactChecker())
+    dm = PairDataModule(traces=traces, head=CharHead(), truncation=WordPrefix(3), max_pairs=50, **kw)
+    dm.setup("fit")
+    parts = split_traces(traces, "model", ["GPT-4"], (), 0.2, 0.3, True, 7, None)
+    rule = WordPrefix(3)
+    for name, part in parts.items():
+        pairs = build_pairs(part, checker=ExactChecker()).pairs
+        if len(pairs) > 50:
+            keep = sorted(random.Random(f"7-subsample-{name}").sample(range(len(pairs)), 50))
+            pairs = [pairs[i] for i in keep]
+        swap = random.Random(f"7-order-{name}")
+        expected = []
+        for p in pairs:
+            a, b = rule.cut(p.a.text), rule.cut(p.b.text)
+            expected.append(((b, a) if swap.random() < 0.5 else (a, b), p.label, p.a.model))
+        got = [(f["texts"], f["label"], f["model"]) for f in dm.datasets[name].features]
+        assert got == expected
+        assert all(f["source"] is None and "\x1f" in f["group"] for f in dm.datasets[name].features)
+    assert dm.mixture_report() == {} and dm.sources is None
+
+
+def test_data_mixture_config_composes_with_overrides(tmp_path):
+    """conf/data/mixture.yaml: three sources from conf/source/, overridable and removable by name; the config
+    checks name the key before anything loads."""
+    from hydra import compose, initialize_config_dir
+
+    from deepprune.runtime import CONF_DIR
+    from deepprune.train import check_train_config
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["data=mixture", "data.sources.qwen25_math.weight=0.5"])
+        dropped = compose("train", overrides=["data=mixture", "~data.sources.qwen25_math"])
+        bad = compose("train", overrides=["data=mixture", "data.sources.qwen25_math.role=trian"])
+    sources = cfg.data.sources
+    assert list(sources) == ["champ", "skythought_amc23", "qwen25_math"] and cfg.data.traces is None
+    assert sources.champ.traces._target_ == "deepprune.sources.champ.load_champ_traces"
+    assert sources.champ.traces._partial_ and sources.qwen25_math.traces._partial_
+    assert sources.qwen25_math.weight == 0.5 and sources.qwen25_math.role == "heldout"
+    assert sources.skythought_amc23.optional and sources.qwen25_math.optional and not sources.champ.get("optional")
+    assert list(dropped.data.sources) == ["champ", "skythought_amc23"]
+    check_train_config(cfg)
+    with pytest.raises(ValueError, match=r"data\.sources\.qwen25_math\.role='trian'"):
+        check_train_config(bad)
+
+
+def test_train_on_a_mixture_writes_per_source_metrics(tmp_path):
+    """The whole train entry on a mixture (tiny siamese judge, group batches): val/auroc/<source> is logged, and
+    metrics.json has AUROC per source and per (source, model) with the reference beside each."""
+    from omegaconf import open_dict
+    from test_train import make_cfg
+
+    cfg = make_cfg(
+        tmp_path, "model=tiny_siamese", "data.group_batch_traces=3", "data.group_batches_per_epoch=6",
+        "truncation.k=24", "data.split=problem", "data.test_models=[]",
+        "+module.reference_scorer={_target_: test_train.OverlapScorer, _partial_: true}",
+    )  # fmt: skip
+    with open_dict(cfg):
+        cfg.data.traces = None
+        cfg.data.sources = {
+            "big": {"traces": {"_target_": "test_mixture.source_traces", "_partial_": True, "model": "a"},
+                    "weight": 3},
+            "small": {"traces": {"_target_": "test_mixture.source_traces", "_partial_": True, "model": "b"},
+                      "weight": 1},
+            "ood": {"traces": {"_target_": "test_mixture.source_traces", "_partial_": True, "model": "c",
+                               "n_problems": 8}, "role": "heldout", "val_fraction": 0.5},
+        }  # fmt: skip
+    train(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["per_source"]) == {"big", "small", "ood"}
+    assert sum(row["n"] for row in metrics["per_source"].values()) == metrics["data_counts"]["test"]["pairs"]
+    for source, model in (("big", "a"), ("small", "b"), ("ood", "c")):
+        row = metrics["per_source"][source]
+        assert row["n"] == metrics["data_sources"][source]["counts"]["test"]["pairs"] > 0
+        assert set(row["models"]) == {model} and row["models"][model]["n"] == row["n"]
+        assert 0 <= row["auroc"] <= 1 and 0 <= row["auroc_reference"] <= 1
+        assert metrics[f"test/auroc/{source}"] == row["auroc"]
+        assert metrics[f"test/auroc_reference/{source}"] == row["auroc_reference"]
+    assert metrics["global_steps"] == 6 and 0 <= metrics["test/auroc"] <= 1  # the old keys stay
+    header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"val/auroc", "val/auroc/big", "val/auroc/small", "val/auroc/ood"} <= set(header)
