@@ -303,8 +303,9 @@ def test_data_mixture_config_composes_with_overrides(tmp_path):
 
 
 def test_train_on_a_mixture_writes_per_source_metrics(tmp_path):
-    """The whole train entry on a mixture (tiny siamese judge, group batches): val/auroc/<source> is logged, and
-    metrics.json has AUROC per source and per (source, model) with the reference beside each."""
+    """The whole train entry on a mixture (tiny siamese judge, group batches), the checkpoint chosen on the held-out
+    source's validation AUROC: val/auroc/<source> is logged, and metrics.json has AUROC per source and per (source,
+    model) with the reference beside each."""
     from omegaconf import open_dict
     from test_train import make_cfg
 
@@ -312,6 +313,7 @@ def test_train_on_a_mixture_writes_per_source_metrics(tmp_path):
         tmp_path, "model=tiny_siamese", "data.group_batch_traces=3", "data.group_batches_per_epoch=6",
         "truncation.k=24", "data.split=problem", "data.test_models=[]",
         "+module.reference_scorer={_target_: test_train.OverlapScorer, _partial_: true}",
+        "optimized_metric=val/auroc/ood",  # checkpoint choice on the source the judge does not train on
     )  # fmt: skip
     with open_dict(cfg):
         cfg.data.traces = None
@@ -335,5 +337,6 @@ def test_train_on_a_mixture_writes_per_source_metrics(tmp_path):
         assert metrics[f"test/auroc/{source}"] == row["auroc"]
         assert metrics[f"test/auroc_reference/{source}"] == row["auroc_reference"]
     assert metrics["global_steps"] == 6 and 0 <= metrics["test/auroc"] <= 1  # the old keys stay
+    assert 0 <= metrics["best_val/auroc/ood"] <= 1 and cfg.callbacks.model_checkpoint.monitor == "val/auroc/ood"
     header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"val/auroc", "val/auroc/big", "val/auroc/small", "val/auroc/ood"} <= set(header)
