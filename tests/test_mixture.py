@@ -340,3 +340,27 @@ def test_train_on_a_mixture_writes_per_source_metrics(tmp_path):
     assert 0 <= metrics["best_val/auroc/ood"] <= 1 and cfg.callbacks.model_checkpoint.monitor == "val/auroc/ood"
     header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"val/auroc", "val/auroc/big", "val/auroc/small", "val/auroc/ood"} <= set(header)
+
+
+def test_data_mixture_without_shared_trains_on_champ_alone(tmp_path, monkeypatch):
+    """../shared absent (DEEPPRUNE_SHARED at an empty folder): data=mixture skips its two optional dev sets, says
+    why, and keeps CHAMP; made required, a dev set stops the run naming its key and path."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from deepprune.runtime import CONF_DIR
+
+    monkeypatch.setenv("DEEPPRUNE_SHARED", str(tmp_path))
+    small = ["data.sources.champ.max_problems={train: 4, val: 2, test: 3}", "data.sources.champ.label_cache=null"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["data=mixture", *small])
+        required = compose(
+            "train", overrides=["data=mixture", "~data.sources.champ", "data.sources.qwen25_math.optional=false"]
+        )
+    dm = instantiate(cfg.data, checker=ExactChecker())
+    dm.prepare_pairs()
+    assert set(dm.skipped_sources) == {"skythought_amc23", "qwen25_math"}
+    assert str(tmp_path) in dm.skipped_sources["qwen25_math"]
+    assert set(dm.source_counts) == {"champ"} and dm.mixture_report()["data_sources_skipped"] == dm.skipped_sources
+    with pytest.raises(FileNotFoundError, match=r"data\.sources\.qwen25_math\.traces: .*math_cot_dev50\.jsonl"):
+        instantiate(required.data, checker=ExactChecker()).prepare_pairs()
