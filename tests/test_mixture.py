@@ -338,8 +338,13 @@ def test_train_on_a_mixture_writes_per_source_metrics(tmp_path):
         assert metrics[f"test/auroc_reference/{source}"] == row["auroc_reference"]
     assert metrics["global_steps"] == 6 and 0 <= metrics["test/auroc"] <= 1  # the old keys stay
     assert 0 <= metrics["best_val/auroc/ood"] <= 1 and cfg.callbacks.model_checkpoint.monitor == "val/auroc/ood"
-    header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert {"val/auroc", "val/auroc/big", "val/auroc/small", "val/auroc/ood"} <= set(header)
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    assert {"val/auroc", "val/auroc/big", "val/auroc/small", "val/auroc/ood", "val/auroc_source_mean"} <= set(rows[0])
+    for row in (r for r in rows if r["val/auroc/ood"]):
+        mean = sum(float(row[f"val/auroc/{s}"]) for s in ("big", "small", "ood")) / 3
+        assert float(row["val/auroc_source_mean"]) == pytest.approx(mean, abs=1e-6)
 
 
 def test_data_mixture_without_shared_trains_on_champ_alone(tmp_path, monkeypatch):

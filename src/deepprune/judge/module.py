@@ -7,8 +7,9 @@ score, label and generating model of every pair; at the end of the test epoch th
 directory, ``metrics.json`` (AUROC and TNR@FNR=0.2 per test model plus the average, for the judge and for an
 optional zero-shot reference scorer on the same pairs), ``roc.png`` and ``scores.jsonl`` (every test pair's
 scores and label, for ROC overlays across runs). Pairs of a mixture of sources carry their source's name: validation
-then also logs ``val/auroc/<source>``, and metrics.json gets ``per_source`` (AUROC per source and per (source,
-model), the reference beside each) and the flat ``test/auroc/<source>``, ``test/auroc_reference/<source>``.
+then also logs ``val/auroc/<source>`` and their mean ``val/auroc_source_mean``, and metrics.json gets
+``per_source`` (AUROC per source and per (source, model), the reference beside each) and the flat
+``test/auroc/<source>``, ``test/auroc_reference/<source>``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ log = get_logger(__name__)
 
 #: The metric optimized by checkpointing, early stopping and sweeps (`optimized_metric` in conf/train.yaml).
 VAL_AUROC = "val/auroc"
+#: A mixture's unweighted mean over sources of ``val/auroc/<source>`` (an alternative ``optimized_metric``).
+VAL_AUROC_SOURCE_MEAN = "val/auroc_source_mean"
 
 
 def linear_warmup(
@@ -150,11 +153,17 @@ class JudgeModule(L.LightningModule):
         from deepprune.judge.metrics import judge_metrics
 
         rows = unique_rows(self._gather(self._val_rows))  # every rank logs the same values
+        aurocs = []
         for source in sorted({str(r[2]) for r in rows}):
             mine = [r for r in rows if str(r[2]) == source]
             auroc = judge_metrics([r[0] for r in mine], [r[1] for r in mine])["auroc"]
             if not math.isnan(auroc):  # a source whose validation pairs hold one class has no AUROC
                 self.log(f"{VAL_AUROC}/{source}", auroc, on_step=False, on_epoch=True, batch_size=len(mine))
+                aurocs.append(auroc)
+        if aurocs:
+            # pooled val/auroc also rewards telling sources apart (their same-answer rates differ); the mean of the
+            # per-source AUROCs weighs each source's own ranking equally
+            self.log(VAL_AUROC_SOURCE_MEAN, sum(aurocs) / len(aurocs), on_step=False, on_epoch=True)
 
     def on_test_epoch_start(self) -> None:
         self._test_rows = []
