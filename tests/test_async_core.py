@@ -200,3 +200,20 @@ def test_concurrency_is_validated_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="concurrency=0 is invalid"):
         check_config(compose_online("concurrency=0"))
     assert compose_online().concurrency == 1
+
+
+def test_prompt_token_ids_in_problem_meta_are_the_prompt(tiny_qwen3_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from deepprune.online.generators.hf import DEFAULT_PROMPT_TEMPLATE, build_prompt_ids, problem_prompt_ids
+    from deepprune.sources import Problem
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_qwen3_dir))
+    plain = Problem("p", "What is 2 + 2?")
+    templated = problem_prompt_ids(tok, plain, DEFAULT_PROMPT_TEMPLATE, None, True)
+    assert templated == build_prompt_ids(tok, "What is 2 + 2?") and len(templated) > 5
+    given = Problem("p", "", meta={"prompt_token_ids": [5, 6, 7]})
+    assert problem_prompt_ids(tok, given, DEFAULT_PROMPT_TEMPLATE, None, True) == [5, 6, 7]
+    for bad in ([], [1, -2], "5 6", [1.5], [True]):
+        with pytest.raises(ValueError, match="p: meta.prompt_token_ids must be a non-empty list of token ids"):
+            problem_prompt_ids(tok, Problem("p", "", meta={"prompt_token_ids": bad}), "{question}", None, True)

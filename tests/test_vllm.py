@@ -199,6 +199,36 @@ def test_two_problems_in_flight_match_their_sequential_runs(vllm_gen) -> None:
     assert vllm_gen.engine.get_num_unfinished_requests() == 0
 
 
+def test_cancelled_advance_leaves_no_request_and_given_prompt_ids_are_used(vllm_gen) -> None:
+    """A server's client that goes away: cancelling the task awaiting aadvance aborts its requests before the
+    cancellation returns. A problem's meta prompt_token_ids are the prompt, as given."""
+    import asyncio
+
+    from deepprune.online.generators.base import as_async
+
+    agen = as_async(vllm_gen)
+    prompt = vllm_gen.start(PROBLEM, 1, 0)[0].handle.prompt[:-2]  # any token ids will do
+    given = Problem("p3", "", meta={"prompt_token_ids": prompt})
+
+    async def cancel_mid_stream():
+        states = await agen.start(given, 3, 5)
+        task = asyncio.create_task(agen.advance(states))
+        while sum(s.num_tokens for s in states) < 2:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return states, vllm_gen.engine.get_num_unfinished_requests()
+
+    states, running = asyncio.run(cancel_mid_stream())
+    assert running == 0 and any(not s.finished for s in states)
+    assert all(s.handle.prompt == prompt and s.handle.inflight is None for s in states)
+    assert [r["prompt_tokens"] for s in states for r in s.handle.requests] == [len(prompt)] * 3
+    counts = [s.num_tokens for s in states]
+    vllm_gen.advance(states)  # cancelled, not released: the traces continue from where they stopped
+    assert all(s.finished for s in states) and all(s.num_tokens >= c for s, c in zip(states, counts))
+
+
 def test_close_leaves_no_engine_process(vllm_gen) -> None:
     engine_pids = {p.pid for p in _engine_children()}
     assert engine_pids, "the AsyncLLM engine core runs in a child process"

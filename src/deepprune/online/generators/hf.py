@@ -9,7 +9,10 @@ not depend on which other traces share its batch. Token confidences follow DeepC
 log-probabilities of the raw (untempered) next-token distribution, the same quantity vLLM reports with
 ``logprobs=k`` in its default ``raw_logprobs`` mode.
 
-The prompt helpers here (:func:`build_prompt_ids`, :func:`topk_confidence`) are shared with the vLLM backend.
+The prompt helpers here (:func:`problem_prompt_ids`, :func:`build_prompt_ids`, :func:`topk_confidence`) are shared
+with the vLLM backend. A problem whose ``meta["prompt_token_ids"]`` is a list of token ids is prompted with
+exactly those (a server that applied the chat template to a request's messages itself); otherwise the prompt is
+``prompt_template`` filled with the question, chat-templated.
 
     gen = HFGenerator(model="path/to/hf_dir", max_tokens=256)
     states = gen.start(problem, n=8, seed=0)
@@ -56,6 +59,28 @@ def build_prompt_ids(
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
     prefix = f"{system_prompt}\n\n" if system_prompt else ""
     return list(tokenizer(prefix + content)["input_ids"])
+
+
+PROMPT_IDS_KEY = "prompt_token_ids"
+
+
+def problem_prompt_ids(
+    tokenizer: Any, problem: Problem, template: str, system_prompt: str | None, use_chat_template: bool
+) -> list[int]:
+    """The prompt of ``problem``: its ``meta["prompt_token_ids"]`` when given (checked), else
+    :func:`build_prompt_ids` of its question."""
+    given = (problem.meta or {}).get(PROMPT_IDS_KEY)
+    if given is None:
+        return build_prompt_ids(tokenizer, problem.question, template, system_prompt, use_chat_template)
+    if (
+        not isinstance(given, list | tuple)
+        or not given
+        or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in given)
+    ):
+        raise ValueError(
+            f"problem {problem.problem_id}: meta.{PROMPT_IDS_KEY} must be a non-empty list of token ids (ints >= 0)"
+        )
+    return list(given)
 
 
 def topk_confidence(logprobs: Sequence[float]) -> float:
@@ -160,8 +185,8 @@ class HFGenerator:
     def start(self, problem: Problem, n: int, seed: int) -> list[TraceState]:
         import torch
 
-        prompt = build_prompt_ids(
-            self.tokenizer, problem.question, self.prompt_template, self.system_prompt, self.use_chat_template
+        prompt = problem_prompt_ids(
+            self.tokenizer, problem, self.prompt_template, self.system_prompt, self.use_chat_template
         )
         seeds = [derive_seed(seed, i) for i in range(n)]
         return [

@@ -9,7 +9,10 @@ request's ``max_tokens`` is what is left of the trace's budget, so token counts 
 
 ``state.num_tokens`` counts the tokens the engine reported for the trace (``len(token_ids)`` summed over its
 requests, EOS included), the same count replay uses; a delta that arrives together with the token that made
-``until`` fire is kept. Per-request engine counts are kept in ``requests`` (a list of dicts), totals in ``stats``.
+``until`` fire is kept. Per-request engine counts (request id, ``tag`` of its ``start``, trace index, prompt and
+generated tokens, finish reason, aborted) are kept per trace (``state.handle.requests``) and in ``requests`` (the
+last ``REQUEST_LOG`` of all problems), totals in ``stats``. A problem's ``meta["prompt_token_ids"]`` replaces the
+templated question as the prompt (:func:`deepprune.online.generators.hf.problem_prompt_ids`).
 
 The asyncio loop that drives the engine lives in a dedicated daemon thread, created with the engine, so the
 synchronous Generator API can be called from ordinary code; the engine (and its EngineCore process) is shut
@@ -55,7 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from deepprune.online.generators.base import TraceState, derive_seed
-from deepprune.online.generators.hf import DEFAULT_PROMPT_TEMPLATE, build_prompt_ids, finish_state, topk_confidence
+from deepprune.online.generators.hf import DEFAULT_PROMPT_TEMPLATE, finish_state, problem_prompt_ids, topk_confidence
 from deepprune.process_guard import ProcessGuard
 from deepprune.runtime import get_logger
 from deepprune.vllm_engine import EngineSettings
@@ -68,6 +71,10 @@ T = TypeVar("T")
 
 #: vLLM serialises request seeds as signed 64-bit ints; derived seeds are folded into that range.
 _SEED_RANGE = 2**63 - 1
+#: a cancelled aadvance waits up to this many 10 ms polls for its streams to close
+_SETTLE_POLLS = 500
+#: ``requests`` keeps the most recent records only (a long-running server would otherwise grow it forever)
+REQUEST_LOG = 10_000
 
 
 @dataclass
@@ -81,6 +88,7 @@ class _VTrace:
     segments: int = 0  # requests made for it so far
     inflight: str | None = None  # the request id streaming now
     released: bool = False
+    requests: list[dict[str, Any]] = field(default_factory=list)  # this trace's request records (see `requests`)
 
 
 def _trace(state: TraceState) -> _VTrace:
@@ -246,8 +254,8 @@ class VLLMGenerator:
     # Generator API (synchronous: blocks until the engine loop has done the work) ------------------------------
 
     def start(self, problem: Problem, n: int, seed: int) -> list[TraceState]:
-        prompt = build_prompt_ids(
-            self.tokenizer, problem.question, self.prompt_template, self.system_prompt, self.use_chat_template
+        prompt = problem_prompt_ids(
+            self.tokenizer, problem, self.prompt_template, self.system_prompt, self.use_chat_template
         )
         if len(prompt) >= self.max_model_len:
             raise ValueError(
@@ -286,8 +294,18 @@ class VLLMGenerator:
         """``advance`` as a coroutine: these traces stream on the shared engine next to any other problem's.
         Cancelling it aborts their requests (the engine drops them); a failure does not close the engine."""
         active = self._active(states)
-        if active:
+        if not active:
+            return
+        try:
             await self._on_engine_loop(self._advance_all(active, until))
+        except asyncio.CancelledError:
+            # the engine side unwinds on its own loop: wait (bounded) until every stream is closed, which aborts
+            # its request, so a cancelled caller leaves nothing running when it resumes
+            for _ in range(_SETTLE_POLLS):
+                if all(_trace(s).inflight is None for s in active):
+                    break
+                await asyncio.sleep(0.01)
+            raise
 
     async def arelease(self, states: list[TraceState]) -> None:
         inflight = self._mark_released(states)
@@ -376,7 +394,10 @@ class VLLMGenerator:
         params = self._sampling_params(state, budget)
         trace.segments += 1
         trace.inflight = request_id
-        record = {"request_id": request_id, "index": state.index, "prompt_tokens": len(prompt), "max_tokens": budget}
+        record = {
+            "request_id": request_id, "tag": trace.tag, "index": state.index, "prompt_tokens": len(prompt),
+            "max_tokens": budget,
+        }  # fmt: skip
         produced, finish_reason, aborted = 0, None, False
         stream = self.engine.generate(TokensPrompt(prompt_token_ids=prompt), params, request_id=request_id)
         try:
@@ -398,15 +419,25 @@ class VLLMGenerator:
                     await self.engine.abort(request_id)
                     aborted = True
                     break
+        except asyncio.CancelledError:
+            aborted = True  # the caller went away: closing the stream below aborts the request in the engine
+            raise
         finally:
-            await stream.aclose()  # cancelled mid-stream: closing the stream aborts the request in the engine
+            await stream.aclose()
             trace.inflight = None
-        # the streamed deltas are exact token ids; decoding them whole gives the canonical text
-        state.text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        record.update(generated_tokens=produced, finish_reason=finish_reason, aborted=aborted)
-        self.requests.append(record)
-        self.stats["requests"] += 1
-        self.stats["aborted"] += int(aborted)
-        self.stats["generated_tokens"] += produced
+            # the streamed deltas are exact token ids; decoding them whole gives the canonical text
+            state.text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            record.update(generated_tokens=produced, finish_reason=finish_reason, aborted=aborted)
+            self._account(trace, record)
         if not aborted and (finish_reason is not None or state.num_tokens >= self.max_tokens):
             finish_state(state, cut=finish_reason in (None, "length"))
+
+    def _account(self, trace: _VTrace, record: dict[str, Any]) -> None:
+        """Keep one finished request's record: on its trace, in the bounded log, in the totals."""
+        trace.requests.append(record)
+        self.requests.append(record)
+        if len(self.requests) > 2 * REQUEST_LOG:
+            del self.requests[:-REQUEST_LOG]
+        self.stats["requests"] += 1
+        self.stats["aborted"] += int(record["aborted"])
+        self.stats["generated_tokens"] += record["generated_tokens"]
