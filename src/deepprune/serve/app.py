@@ -106,12 +106,14 @@ def create_app(service: Service, limits: Limits | None = None, metrics: ServeMet
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
                     metrics.inc("deepprune_requests_total", policy=checked.request.policy, status="disconnected")
+                    metrics.inc("deepprune_aborted_traces_total", checked.aborted_traces, reason="disconnected")
                     return Response(status_code=499)  # nobody reads it: nginx's "client closed request"
             body, saved = task.result()
         except asyncio.CancelledError:  # shutdown past its grace period: abort the traces, then let it unwind
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             metrics.inc("deepprune_requests_total", policy=checked.request.policy, status="aborted")
+            metrics.inc("deepprune_aborted_traces_total", checked.aborted_traces, reason="shutdown")
             raise
         except RequestError as err:
             return refuse(err, "invalid")

@@ -9,6 +9,8 @@ counts). Counters, labelled by policy where it applies:
 - ``deepprune_tokens_saved_total{policy}``: tokens saved against cons@N, estimated from the pruned traces'
   prefixes (:func:`deepprune.serve.protocol.saved_tokens_estimate`);
 - ``deepprune_judge_calls_total`` and ``deepprune_judge_input_tokens_total`` (policy label);
+- ``deepprune_aborted_traces_total{reason}``: traces still generating when their request was cancelled
+  (``disconnected``, ``shutdown``), aborted in the engine;
 - gauge ``deepprune_requests_in_flight``;
 - what the engine reports (``engine`` argument of :meth:`ServeMetrics.render`): ``deepprune_engine_*_total``
   counters (token ids streamed by the engine, engine requests, aborted ones) and the gauge
@@ -33,6 +35,7 @@ _HELP = {
     "deepprune_tokens_saved_total": ("counter", "Tokens saved against cons@N (estimated from pruned prefixes)."),
     "deepprune_judge_calls_total": ("counter", "Pair judgments made by the judge, by policy."),
     "deepprune_judge_input_tokens_total": ("counter", "Prefix tokens the judge read, by policy."),
+    "deepprune_aborted_traces_total": ("counter", "Traces aborted mid-generation with their request, by reason."),
     "deepprune_requests_in_flight": ("gauge", "Chat-completion requests being generated now."),
 }
 

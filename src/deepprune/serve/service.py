@@ -79,6 +79,7 @@ class Checked:
     policy: Any
     prompt: list[int]
     seed: int
+    aborted_traces: int = 0  # set when the request was cancelled: traces still generating, aborted in the engine
 
 
 class _Recorder:
@@ -102,11 +103,12 @@ class _Recorder:
     async def release(self, states: list[TraceState]) -> None:
         await self.generator.release(states)
 
-    async def release_all(self) -> None:
-        """Abort whatever of this request's traces is still generating."""
+    async def release_all(self) -> int:
+        """Abort whatever of this request's traces is still generating; how many that was."""
         open_states = [s for s in self.states if not s.finished]
         if open_states:
             await self.generator.release(open_states)
+        return len(open_states)
 
     def close(self) -> None:  # the server owns the engine
         pass
@@ -152,12 +154,12 @@ class Service:
         prompt = prompt_ids(self.tokenizer, request.messages)
         if prompt != self._generator_prompt(request.messages[-1]["content"]):
             raise RequestError(
-                "messages", "this server prompts its engine with the last user message alone (its "
+                "messages", "messages: this server prompts its engine with the last user message alone (its "
                 "generator.prompt_template and generator.system_prompt): send one user message, nothing before it",
             )  # fmt: skip
         if len(prompt) >= self.max_model_len:
             raise RequestError(
-                "messages", f"the prompt has {len(prompt)} tokens; this model allows {self.max_model_len} "
+                "messages", f"messages: the prompt has {len(prompt)} tokens; this model allows {self.max_model_len} "
                 "(prompt and generation together, generator.engine.max_model_len)",
             )  # fmt: skip
         try:
@@ -188,7 +190,7 @@ class Service:
         except asyncio.CancelledError:
             # the client left or shutdown ran out of grace: abort every trace of this request in one engine call
             # (cancellation alone unwinds the traces' streams one by one)
-            await asyncio.shield(view.release_all())
+            checked.aborted_traces = await asyncio.shield(view.release_all())
             raise
         traces = [
             {"index": s.index, "tokens": s.num_tokens, "finished": bool(s.finished), "answer": s.answer}
