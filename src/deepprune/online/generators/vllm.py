@@ -51,13 +51,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from deepprune.online.generators.base import TraceState, derive_seed
+from deepprune.online.generators.engine_loop import EventLoopThread, cancel_task, child_pids, stop_processes
 from deepprune.online.generators.hf import DEFAULT_PROMPT_TEMPLATE, finish_state, problem_prompt_ids, topk_confidence
 from deepprune.process_guard import ProcessGuard
 from deepprune.runtime import get_logger
@@ -101,87 +101,10 @@ async def _call(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
-class EventLoopThread:
-    """An asyncio event loop running forever in a daemon thread; `run(coro)` blocks until the coroutine is done."""
-
-    def __init__(self, name: str = "deepprune-vllm-loop") -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def in_loop(self) -> bool:
-        return threading.current_thread() is self.thread
-
-    def stop(self) -> None:
-        if self.loop.is_running():
-            # let cancelled engine tasks (output handler, socket readers) unwind before the loop goes away
-            try:
-                asyncio.run_coroutine_threadsafe(_drain_tasks(), self.loop).result(timeout=30)
-            except Exception as err:  # noqa: BLE001 - best effort during shutdown
-                log.debug("event loop drain: %s", err)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=30)
-        if not self.loop.is_running():
-            self.loop.close()
-
-
-async def _cancel(task: asyncio.Task | None) -> None:
-    if task is not None and not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def _drain_tasks() -> None:
-    current = asyncio.current_task()
-    pending = [t for t in asyncio.all_tasks() if t is not current]
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-
-
 def _on_cpu() -> bool:
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
-
-
-def _child_pids() -> set[int]:
-    """Live child processes, except multiprocessing's resource tracker (shared by the whole interpreter)."""
-    import psutil
-
-    pids = set()
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "resource_tracker" not in " ".join(child.cmdline()):
-                pids.add(child.pid)
-        except psutil.Error:
-            continue
-    return pids
-
-
-def _stop_processes(pids: set[int], grace_s: float = 15.0) -> None:
-    """Wait for the engine's processes to exit after shutdown; terminate (then kill) any that linger."""
-    import multiprocessing
-
-    import psutil
-
-    procs = []
-    for pid in pids:
-        try:
-            procs.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
-    for proc in alive:
-        log.warning("vLLM engine process %d still running after shutdown; terminating it", proc.pid)
-        proc.terminate()
-    _, alive = psutil.wait_procs(alive, timeout=5)
-    for proc in alive:
-        proc.kill()
-    multiprocessing.active_children()  # reap exited children of this process (no zombies left)
 
 
 class VLLMGenerator:
@@ -223,15 +146,15 @@ class VLLMGenerator:
         self.stats = {"requests": 0, "aborted": 0, "generated_tokens": 0}
         self.engine: Any = None
         self._loop = EventLoopThread()
-        before = _child_pids()
+        before = child_pids()
         try:
             self.engine = self._loop.run(self._make_engine())
         except BaseException:
             self._loop.stop()
-            _stop_processes(_child_pids() - before)
+            stop_processes(child_pids() - before)
             raise
         #: the engine core and its workers (spawned by this generator), stopped for sure by close()
-        self._engine_pids = _child_pids() - before
+        self._engine_pids = child_pids() - before
         # ...and by a watcher process if this one dies without running close() (SIGKILL, OOM killer)
         self._guard = ProcessGuard(self._engine_pids)
         log.info(
@@ -317,11 +240,11 @@ class VLLMGenerator:
         if engine is not None:
             try:
                 # stop reading engine outputs first, so the engine's exit is not reported as a crash
-                self._loop.run(_cancel(getattr(engine, "output_handler", None)))
+                self._loop.run(cancel_task(getattr(engine, "output_handler", None)))
                 engine.shutdown()
             finally:
                 self._loop.stop()
-                _stop_processes(self._engine_pids)
+                stop_processes(self._engine_pids)
                 self._guard.release()
 
     def __enter__(self) -> VLLMGenerator:
