@@ -38,6 +38,18 @@ def run_dir() -> Path:
         return Path.cwd()
 
 
+def hydra_choice(group: str) -> str | None:
+    """The option chosen for config ``group`` in the current Hydra run (``source=skythought_amc23`` gives
+    ``"skythought_amc23"``); None outside Hydra or when the group has no choice."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        choice = HydraConfig.get().runtime.choices.get(group)
+    except (ImportError, ValueError):
+        return None
+    return None if choice is None else str(choice)
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write `obj` as indented JSON atomically (write a temp file, then rename)."""
     path = Path(path)

@@ -134,6 +134,11 @@ def train(cfg: DictConfig) -> float | None:
             # online evaluation skips these, so a judge is never scored on problems it trained or validated on
             "seen_problems": sorted(set(datamodule.problem_ids["train"]) | set(datamodule.problem_ids["val"])),
         }
+        if datamodule.problem_ids_by_source:  # a mixture: the ids of one source may name other problems in another
+            meta["seen_problems_by_source"] = {
+                source: sorted(set(ids["train"]) | set(ids["val"]))
+                for source, ids in datamodule.problem_ids_by_source.items()
+            }
         if blend_choice is not None:
             meta["blend"] = blend_choice.to_record()
         if calibration is not None:  # every scorer that loads the export applies it; online's tau=auto reads it

@@ -224,6 +224,8 @@ class PairDataModule(L.LightningDataModule):
         self.counts: dict[str, dict[str, int]] = {}
         #: the problems of each split after setup() (the export records those the judge saw: train and val)
         self.problem_ids: dict[str, list[str]] = {}
+        #: a mixture's problems per source and split (problem ids of different sources may coincide)
+        self.problem_ids_by_source: dict[str, dict[str, list[str]]] = {}
         defaults = {"split": split, "test_models": test_models, "val_models": val_models, "val_fraction": val_fraction,
                     "test_fraction": test_fraction, "disjoint_problems": disjoint_problems,
                     "max_problems": max_problems, "max_pairs": max_pairs, "label_cache": label_cache}  # fmt: skip
@@ -282,9 +284,12 @@ class PairDataModule(L.LightningDataModule):
                 spec.name: source_pairs(spec, loaded[spec.name], checker_for(spec.settings["label_cache"]), self.seed)
                 for spec in specs
             }
+            self.problem_ids_by_source = {
+                source: {name: sorted({str(t.problem_id) for p in ps[name][1] for t in (p.a, p.b)}) for name in SPLITS}
+                for source, ps in sides.items()
+            }
             self.problem_ids = {
-                name: sorted({str(t.problem_id) for ps in sides.values() for p in ps[name][1] for t in (p.a, p.b)})
-                for name in SPLITS
+                name: sorted({i for ids in self.problem_ids_by_source.values() for i in ids[name]}) for name in SPLITS
             }
         for path, cache in caches.items():
             cache.save()

@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from deepprune.online.settings import check_config, check_questions, outcome_settings, traces_per_problem
-from deepprune.runtime import CONF_DIR, get_logger, write_metrics
+from deepprune.runtime import CONF_DIR, get_logger, hydra_choice, write_metrics
 
 log = get_logger("deepprune.online")
 
@@ -43,7 +43,7 @@ def main(cfg: DictConfig) -> dict:
         # from the `judge` group, not the policy's judge: cons@N, DeepConf and the oracle in a sweep beside
         # DeepPrune must run on the same problems
         judge = instantiate(cfg.judge) if cfg.get("judge") else None
-        seen = getattr(judge, "seen_problems", set()) if judge is not None else set()
+        seen = judge.seen_problems_in(hydra_choice("source")) if hasattr(judge, "seen_problems_in") else set()
         if str(cfg.tau) == "auto":
             from deepprune.judge.calibration import tau_from_record
 

@@ -123,6 +123,16 @@ class ScorerJudge:
         """Problems the judge trained or validated on (recorded by `python -m deepprune.train`; empty if unknown)."""
         return set(self.record.get("seen_problems") or ())
 
+    def seen_problems_in(self, source: str | None) -> set[str]:
+        """The problems of ``source`` (a `data.sources` name of a mixture, e.g. ``skythought_amc23``) the judge
+        trained or validated on. Problem ids of two sources may coincide, so a mixture's export records them per
+        source; a source the record does not name (or an export of one source) gets every seen id: a judge is
+        never replayed on a problem it may have seen, at the price of skipping some it has not."""
+        by_source = self.record.get("seen_problems_by_source") or {}
+        if source is not None and source in by_source:
+            return set(by_source[source])
+        return self.seen_problems
+
     @property
     def reads_both_orders(self) -> bool:
         return self.symmetric and not getattr(self.scorer, "order_invariant", False)
