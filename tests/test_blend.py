@@ -101,5 +101,9 @@ def test_train_with_blend_records_and_exports_the_best_validation_choice(tmp_pat
     assert blend["alpha"] == choose_alpha(list(grid), list(grid.values()))
     # alpha = 1 is the best checkpoint: its validation AUROC is the one checkpointing kept
     assert grid[1.0] == pytest.approx(metrics["best_val/auroc"], abs=1e-6)
+    # the tuned judge's own test metrics are kept beside the blend's; the blend's are the run's
+    assert set(blend["tuned_test"]) >= {"test/auroc", "test/tnr_at_fnr"}
+    if blend["alpha"] == 1.0:
+        assert blend["tuned_test"]["test/auroc"] == pytest.approx(metrics["test/auroc"])
     record = json.loads((tmp_path / "export" / "deepprune_judge.json").read_text())
     assert record["blend"] == blend

@@ -88,11 +88,16 @@ def train(cfg: DictConfig) -> float | None:
     best = checkpoint.best_model_score if best_ckpt else trainer.callback_metrics.get(cfg.optimized_metric)
     best = None if best is None else float(best)
     best_checkpoint, blend_choice = best_ckpt, None
+    trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt)  # None (no checkpoint): the final weights
     if blend is not None:
+        # the tuned judge's test metrics stay beside the blend's (reported only: alpha is chosen on validation)
+        tuned_test = {k: v for k, v in module.test_results.items() if k.startswith("test/")}
         blend_choice = blend.choose(trainer, module, datamodule, best_ckpt)
+        blend_choice.extra["tuned_test"] = tuned_test
         best_ckpt = None  # test, calibration and export read the blend the module now holds
         log.info("blend: alpha %.2f chosen on %s (%s)", blend_choice.alpha, blend.metric, blend_choice.to_record())
-    trainer.test(module, datamodule=datamodule, ckpt_path=best_ckpt)  # None (no checkpoint): the final weights
+        if blend_choice.alpha != 1.0:  # alpha 1 is the tuned judge just tested
+            trainer.test(module, datamodule=datamodule, ckpt_path=None)
     calibration = None
     if cfg.get("calibration") is not None:
         # the best weights' scores on the validation pairs (the last validation pass may be a later epoch's)

@@ -79,6 +79,7 @@ class BlendChoice:
             "metric": self.metric,
             "alpha": self.alpha,
             "grid": [{"alpha": a, "val_auroc": v} for a, v in zip(self.alphas, self.val_auroc)],
+            **self.extra,
         }
 
 
