@@ -4,7 +4,7 @@
 #   bash experiments/issue12_judge_families/run.sh [family ...]
 set -euo pipefail
 OUT=${OUT:-logs/issue12_families}
-FAMILIES=${*:-siamese128_blend siamese256_blend cross128 smollm2_lora siamese512_blend siamese128 siamese256}
+FAMILIES=${*:-siamese128_blend siamese256_blend cross128 smollm2_lora siamese512_blend}
 for f in $FAMILIES; do
   [ -f "$OUT/$f/done" ] && continue
   # the experiment's sweep with one family (a key with "+" cannot be overridden alone)

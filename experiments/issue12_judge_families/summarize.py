@@ -3,7 +3,8 @@
     python experiments/issue12_judge_families/summarize.py logs/train/multiruns/<timestamp> [more sweep dirs] \
         --out experiments/issue12_judge_families/results.md
 
-One row per judge family (the `+judge_family` override), over its seeds: per test source the judge's AUROC, the
+One row per judge family (the `+judge_family` override; a blended family also gives the row of its tuned judge, tested
+in the same job), over its seeds: per test source the judge's AUROC, the
 untrained reference's on the same pairs and window, and their difference, each as the mean with a 95% Student-t
 interval over seeds (`deepprune.stats.seed_interval`); the mean difference over sources; training wall time
 (median) and optimizer steps. A job without metrics.json (still running, or failed) is listed as missing.
@@ -43,6 +44,10 @@ def collect(sweep_dirs: list[Path]) -> tuple[dict[str, list[dict]], list[str]]:
             m = json.loads(metrics.read_text())
             m["_seed"], m["_job"] = over.get("seed"), str(job)
             runs[family].append(m)
+            tuned = (m.get("blend") or {}).get("tuned_test")
+            if tuned:  # a blended run also tested the tuned judge (alpha 1) on the same pairs: its own row
+                row = {**m, **tuned, "blend": None}
+                runs[family.removesuffix("_blend") + " (tuned, alpha 1)"].append(row)
     return runs, missing
 
 
