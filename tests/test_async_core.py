@@ -217,3 +217,27 @@ def test_prompt_token_ids_in_problem_meta_are_the_prompt(tiny_qwen3_dir: Path) -
     for bad in ([], [1, -2], "5 6", [1.5], [True]):
         with pytest.raises(ValueError, match="p: meta.prompt_token_ids must be a non-empty list of token ids"):
             problem_prompt_ids(tok, Problem("p", "", meta={"prompt_token_ids": bad}), "{question}", None, True)
+
+
+def test_deepconf_at_concurrency_3_equals_its_sequential_run(tmp_path: Path) -> None:
+    from deepprune.online.policies import DeepConfPolicy
+    from deepprune.traces import Trace
+
+    rng = np.random.default_rng(3)
+    traces = []
+    for p in range(5):
+        for i in range(10):
+            n = int(rng.integers(6, 30))
+            text = " ".join(f"p{p}w{i}_{j}" for j in range(n))
+            confs = [float(c) for c in rng.uniform(0.5, 6.0, size=n)]
+            answer = str(rng.choice(["1", "2", "3"], p=[0.5, 0.3, 0.2]))
+            traces.append(Trace(f"q{p}", text, sample_id=i, answer=answer, gold="1", token_confidences=confs))
+    outs = {}
+    for c in (1, 3):
+        gen = ReplayGenerator(traces, tokenizer=WhitespaceTokenizer())
+        policy = DeepConfPolicy(n=10, warmup=3, percentile=50, window=4, checker=C)
+        outs[c] = run_online(gen.problems(), gen, policy, tmp_path / str(c), ConsensusPolicy(n=10, checker=C),
+                             seed=4, checker=C, orders=2, concurrency=c)  # fmt: skip
+    assert by_run(tmp_path / "3") == by_run(tmp_path / "1") and outs[3] == outs[1]
+    stopped = [len(r["extra"]["stopped"]) for r in by_run(tmp_path / "1").values()]
+    assert sum(stopped) > 0  # the early stop did happen
