@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from deepprune.online.generators.base import TraceState, as_async, problem_seed
+from deepprune.online.generators.hf import PROMPT_IDS_KEY
 from deepprune.runtime import get_logger
 from deepprune.serve.protocol import CompletionRequest, RequestError, completion_body, parse_request
 from deepprune.serve.protocol import saved_tokens_estimate as _saved
@@ -152,11 +153,6 @@ class Service:
         if request.policy not in self.policies.names:
             raise RequestError("policy", f"policy={request.policy!r} is not configured on this server (policies)")
         prompt = prompt_ids(self.tokenizer, request.messages)
-        if prompt != self._generator_prompt(request.messages[-1]["content"]):
-            raise RequestError(
-                "messages", "messages: this server prompts its engine with the last user message alone (its "
-                "generator.prompt_template and generator.system_prompt): send one user message, nothing before it",
-            )  # fmt: skip
         if len(prompt) >= self.max_model_len:
             raise RequestError(
                 "messages", f"messages: the prompt has {len(prompt)} tokens; this model allows {self.max_model_len} "
@@ -172,18 +168,12 @@ class Service:
         seed = request.seed if request.seed is not None else problem_seed(self.seed, f"request-{number}")
         return Checked(request=request, policy=policy, prompt=prompt, seed=seed)
 
-    def _generator_prompt(self, question: str) -> list[int]:
-        """The prompt ids the generator builds for a problem with this question (what the engine really reads)."""
-        from deepprune.online.generators.hf import build_prompt_ids
-
-        g = self.generator
-        return build_prompt_ids(self.tokenizer, question, g.prompt_template, g.system_prompt, g.use_chat_template)
-
     async def complete(self, checked: Checked) -> tuple[dict[str, Any], int]:
         """Run the request's policy on the shared engine; the response body and the saved-token estimate."""
         request = checked.request
         question = request.messages[-1]["content"]
-        problem = Problem("request", question, meta={"prompt_token_ids": list(checked.prompt)})
+        # the exact prompt the request was checked with: the chat template of all its messages, nothing appended
+        problem = Problem("request", question, meta={PROMPT_IDS_KEY: list(checked.prompt)})
         view = _Recorder(self.agen)
         try:
             outcome = await checked.policy.arun(problem, view, checked.seed)
