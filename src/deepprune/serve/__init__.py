@@ -9,6 +9,10 @@ server's config:
   (DeepConf-low; ``deepconf_high`` too); ``seed`` (OpenAI's field) fixes every trace's sampling seed;
 - DeepPrune: ``tau``, ``max_clusters`` (K), ``k1``, ``k2``, ``k3``; DeepConf: ``warmup``, ``window``, ``percentile``.
 
+Every trace's prompt is the model's chat template of the request's ``messages`` (the last one the user's, the
+assistant turn opened), as vLLM's own server builds it; temperature, top-p and the per-trace token budget are the
+server's (``generator.*``).
+
 The response has one choice: its assistant message is the voted final answer only (the extracted answer, e.g.
 ``42`` from ``\\boxed{42}``; an empty string when no trace gave one), not a trace. ``usage.completion_tokens``
 counts every generated token of every trace (prefixes, continuations, pruned traces' prefixes);
