@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from deepprune.judge.module import VAL_AUROC
+from deepprune.judge.module import VAL_AUROC_SOURCE_MEAN
 from deepprune.runtime import CONF_DIR
 
 CONF = Path(CONF_DIR)
@@ -33,9 +33,10 @@ def make_cfg(tmp_path, *overrides):
 
 def test_optimized_metric_is_the_module_constant(tmp_path):
     cfg = make_cfg(tmp_path)
-    assert cfg.optimized_metric == VAL_AUROC
-    assert cfg.callbacks.model_checkpoint.monitor == VAL_AUROC
-    assert make_cfg(tmp_path, "callbacks=early_stopping").callbacks.early_stopping.monitor == VAL_AUROC
+    assert cfg.optimized_metric == VAL_AUROC_SOURCE_MEAN
+    assert cfg.callbacks.model_checkpoint.monitor == VAL_AUROC_SOURCE_MEAN
+    assert cfg.blend.metric == VAL_AUROC_SOURCE_MEAN  # the blend is chosen on what the checkpoint is
+    assert make_cfg(tmp_path, "callbacks=early_stopping").callbacks.early_stopping.monitor == VAL_AUROC_SOURCE_MEAN
 
 
 @pytest.mark.parametrize("loss", options("loss"))
@@ -148,7 +149,7 @@ def test_optuna_search_config(tmp_path):
 
 def test_wandb_sweep_definition_uses_valid_overrides(tmp_path):
     sweep = yaml.safe_load((CONF / "wandb_sweep.yaml").read_text())
-    assert sweep["metric"] == {"name": VAL_AUROC, "goal": "maximize"}
+    assert sweep["metric"] == {"name": VAL_AUROC_SOURCE_MEAN, "goal": "maximize"}
     assert sweep["command"][-1] == "${args_no_hyphens}" and "deepprune.train" in sweep["command"]
     overrides = []
     for key, spec in sweep["parameters"].items():
@@ -164,7 +165,13 @@ def test_module_config_and_default_model(tmp_path):
     assert cfg.module.reference_scorer._target_.endswith("EmbeddingScorer")
     assert cfg.model._target_ == "deepprune.judge.siamese.siamese_head"
     assert cfg.model.name_or_path._target_ == "deepprune.assets.minilm_dir"
-    assert cfg.data.test_models == ["GPT-4", "GPT-4 Turbo"] and cfg.data.val_models == []
+    # the default data: the mixture, CHAMP's GPT-4 and GPT-4 Turbo held out for test, Qwen2.5-Math held out whole
+    champ = cfg.data.sources.champ
+    assert champ.role == "train" and champ.test_models == ["GPT-4", "GPT-4 Turbo"] and not champ.get("val_models")
+    assert cfg.data.sources.qwen25_math.role == "heldout" and cfg.data.sources.skythought_amc23.role == "train"
+    assert cfg.blend._target_ == "deepprune.judge.blend.WeightBlend" and 0.0 in cfg.blend.alphas
+    single = make_cfg(tmp_path, "data=champ")
+    assert single.data.test_models == ["GPT-4", "GPT-4 Turbo"] and single.data.val_models == []
 
 
 @pytest.mark.parametrize("model", ["tiny", "tiny_classifier", pytest.param("minilm", marks=pytest.mark.slow)])

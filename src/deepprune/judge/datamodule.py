@@ -39,6 +39,7 @@ from deepprune.judge.mixture import (
     class_counts,
     load_sources,
     mixture_report,
+    problem_ids_by_source,
     source_pairs,
     source_specs,
 )
@@ -284,13 +285,8 @@ class PairDataModule(L.LightningDataModule):
                 spec.name: source_pairs(spec, loaded[spec.name], checker_for(spec.settings["label_cache"]), self.seed)
                 for spec in specs
             }
-            self.problem_ids_by_source = {
-                source: {name: sorted({str(t.problem_id) for p in ps[name][1] for t in (p.a, p.b)}) for name in SPLITS}
-                for source, ps in sides.items()
-            }
-            self.problem_ids = {
-                name: sorted({i for ids in self.problem_ids_by_source.values() for i in ids[name]}) for name in SPLITS
-            }
+            by_source = self.problem_ids_by_source = problem_ids_by_source(sides)
+            self.problem_ids = {n: sorted({i for ids in by_source.values() for i in ids[n]}) for n in SPLITS}
         for path, cache in caches.items():
             cache.save()
             log.info("pair labels: %d groups from %s, %d computed", cache.hits, path, cache.misses)

@@ -229,3 +229,12 @@ def mixture_report(specs: list[SourceSpec], counts: Mapping[str, Any], skipped: 
 def class_counts(counts: Mapping[str, Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, tuple[int, int]]]:
     """``{source: {split: (same, different)}}``: the class balance of each source's pairs, for logs and errors."""
     return {name: {side: (c["same"], c["different"]) for side, c in sides.items()} for name, sides in counts.items()}
+
+
+def problem_ids_by_source(sides: Mapping[str, Mapping[str, tuple[int, list[Any]]]]) -> dict[str, dict[str, list[str]]]:
+    """The problem ids of each source's pairs per split, from ``{source: {split: (left out, pairs)}}``: problem ids of
+    two sources may coincide, so what a judge saw is recorded per source (the export's ``seen_problems_by_source``)."""
+    return {
+        source: {split: sorted({str(t.problem_id) for p in ps for t in (p.a, p.b)}) for split, (_, ps) in by.items()}
+        for source, by in sides.items()
+    }

@@ -148,11 +148,18 @@ class JudgeModule(L.LightningModule):
         self.log(VAL_AUROC, self.val_auroc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
 
     def on_validation_epoch_end(self) -> None:
-        if not any(row[3] is not None for row in self._val_rows):
-            return  # one source: val/auroc is all there is
         from deepprune.judge.metrics import judge_metrics
 
         rows = unique_rows(self._gather(self._val_rows))  # every rank logs the same values
+        if not rows:
+            return
+        if all(r[2] is None for r in rows):
+            # one source: the mean over sources is its AUROC, so optimized_metric=val/auroc_source_mean (the
+            # default) also checkpoints a single-source run
+            auroc = judge_metrics([r[0] for r in rows], [r[1] for r in rows])["auroc"]
+            if not math.isnan(auroc):
+                self.log(VAL_AUROC_SOURCE_MEAN, auroc, on_step=False, on_epoch=True)
+            return
         aurocs = []
         for source in sorted({str(r[2]) for r in rows}):
             mine = [r for r in rows if str(r[2]) == source]
