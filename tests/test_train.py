@@ -77,6 +77,7 @@ class OverlapScorer:
 BASE = [
     "data=champ",  # one source: the tests hand it synthetic traces
     "~blend",  # the default's blend has its own tests (test_blend.py)
+    "trainer.max_epochs=1",
     "model=tiny_classifier",
     "data.test_models=[m3]",
     "data.val_fraction=0.2",
