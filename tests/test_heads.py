@@ -262,6 +262,22 @@ def test_siamese_eval_remembers_segments_until_a_weight_changes(tiny_siamese, mo
     assert len(calls) == 3 and out.requires_grad
 
 
+def test_embedding_scorer_cache_is_bounded(deepprune_cache_dir):
+    """A server scores new prefixes for ever: the reference's embedding cache stays under cache_size, and the scores
+    do not depend on what it still remembers."""
+    import numpy as np
+
+    from deepprune.assets import tiny_siamese_dir
+    from deepprune.judge.scorers import EmbeddingScorer
+
+    scorer = EmbeddingScorer(model_dir=tiny_siamese_dir(deepprune_cache_dir), max_tokens=16, cache_size=4)
+    first = scorer.score(PAIRS)
+    for i in range(5):
+        scorer.score([(f"text {i}", f"other {i}")])
+        assert len(scorer._cache) <= 4
+    np.testing.assert_allclose(scorer.score(PAIRS), first, rtol=1e-6)
+
+
 def test_siamese_trains_every_weight(tiny_siamese):
     head = tiny_siamese.train()
     ids, mask = head.collate(PAIRS)

@@ -66,6 +66,13 @@ def test_bad_requests_name_the_field(body: dict, param: str, text: str) -> None:
     assert err.value.param == param and err.value.status == 400
 
 
+def test_null_policy_fields_take_the_server_values() -> None:
+    assert parse(policy="deepprune", tau=None, k2=None).settings == {}  # null: the server's default, not a 400
+    with pytest.raises(RequestError) as err:
+        parse(policy="deepprune", foo=1, warmup=2)
+    assert err.value.param == "foo" and "is not supported by this server" in str(err.value)
+
+
 def test_completion_body_counts_every_token_and_the_judge_apart() -> None:
     outcome = {
         "policy": "deepprune", "n": 4, "answer": "4", "prefix_tokens": 40, "continuation_tokens": 25,
@@ -90,6 +97,10 @@ def test_completion_body_counts_every_token_and_the_judge_apart() -> None:
     assert dp["tokens_saved_estimate"] == 25 and sum(t["tokens"] for t in dp["traces"]) == 65
     # no answer: an empty message, and nothing saved when every trace finished (cons@N)
     assert completion_body("tiny", None, 1, outcome, traces, 0, 0)["choices"][0]["message"]["content"] == ""
+    assert body["choices"][0]["finish_reason"] == "stop"
+    # no trace finished within max_tokens: "length", as OpenAI says of a cut-off completion
+    cut = [{**t, "finished": False} for t in traces]
+    assert completion_body("tiny", None, 1, outcome, cut, 0, 0)["choices"][0]["finish_reason"] == "length"
     assert saved_tokens_estimate([{**t, "finished": True} for t in traces]) == 0
 
 
@@ -144,3 +155,29 @@ def test_bad_server_config_names_the_key(override: str, text: str) -> None:
 
     with pytest.raises(ValueError, match=text):
         check_config(_cfg(override))
+
+
+def test_draining_server_answers_503_before_the_lifespan_ends() -> None:
+    """uvicorn runs the lifespan's exit only after the graceful drain; the signal handler's begin_shutdown makes
+    /health and new requests say 503 during it (the real FastAPI app; the engine is not needed for these routes)."""
+    from fastapi.testclient import TestClient
+
+    from deepprune.serve.app import create_app
+
+    class NoEngine:  # the two things these routes read of the service
+        model_names = ["tiny"]
+
+        def engine_counts(self) -> dict:
+            return {"unfinished": 0}
+
+        def close(self) -> None:
+            pass
+
+    app = create_app(NoEngine())
+    client = TestClient(app)
+    assert client.get("/health").json()["status"] == "ok"
+    app.state.begin_shutdown()
+    assert client.get("/health").status_code == 503
+    response = client.post("/v1/chat/completions", json={"model": "tiny", "messages": USER})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.json()["error"]["type"] == "server_shutting_down"

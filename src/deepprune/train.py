@@ -94,6 +94,9 @@ def train(cfg: DictConfig) -> float | None:
         tuned_test = {k: v for k, v in module.test_results.items() if k.startswith("test/")}
         blend_choice = blend.choose(trainer, module, datamodule, best_ckpt)
         blend_choice.extra["tuned_test"] = tuned_test
+        # sweepers optimize what is exported: the blend's validation value (the tuned checkpoint's is kept apart)
+        blend_choice.extra[f"best_tuned_{cfg.optimized_metric}"] = best
+        best = max(v for v in blend_choice.val_auroc if v == v)
         best_ckpt = None  # test, calibration and export read the blend the module now holds
         log.info("blend: alpha %.2f chosen on %s (%s)", blend_choice.alpha, blend.metric, blend_choice.to_record())
         if blend_choice.alpha != 1.0:  # alpha 1 is the tuned judge just tested

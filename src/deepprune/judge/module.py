@@ -2,7 +2,8 @@
 
 `JudgeModule` holds the head as ``self.head`` (checkpoint keys ``head.*``), a loss (`deepprune.judge.losses`),
 an optimizer factory and an optional scheduler factory (Hydra ``_partial_``s). Validation tracks AUROC
-(`VAL_AUROC`, the metric that checkpointing, early stopping and sweeps optimize). The test step collects the
+(`VAL_AUROC`) and the mean of the per-source AUROCs (`VAL_AUROC_SOURCE_MEAN`, the default `optimized_metric` that
+checkpointing, early stopping, the blend and sweeps maximize; one source: its AUROC). The test step collects the
 score, label and generating model of every pair; at the end of the test epoch the module writes, into its output
 directory, ``metrics.json`` (AUROC and TNR@FNR=0.2 per test model plus the average, for the judge and for an
 optional zero-shot reference scorer on the same pairs), ``roc.png`` and ``scores.jsonl`` (every test pair's
@@ -36,9 +37,10 @@ from deepprune.runtime import get_logger
 
 log = get_logger(__name__)
 
-#: The metric optimized by checkpointing, early stopping and sweeps (`optimized_metric` in conf/train.yaml).
+#: AUROC over all validation pairs, pooled across sources.
 VAL_AUROC = "val/auroc"
-#: A mixture's unweighted mean over sources of ``val/auroc/<source>`` (an alternative ``optimized_metric``).
+#: The unweighted mean over sources of ``val/auroc/<source>`` (one source: its AUROC): the default
+#: ``optimized_metric`` of conf/train.yaml, for checkpointing, early stopping, the blend and sweeps.
 VAL_AUROC_SOURCE_MEAN = "val/auroc_source_mean"
 
 

@@ -175,7 +175,12 @@ class EmbeddingScorer:
     prefix_rule: PrefixRule | None = None  # untrained: the caller's rule decides what it reads
 
     def __init__(
-        self, model_dir: str | Path | None = None, max_tokens: int = 128, batch_size: int = 32, device: str = "cpu"
+        self,
+        model_dir: str | Path | None = None,
+        max_tokens: int = 128,
+        batch_size: int = 32,
+        device: str = "cpu",
+        cache_size: int = 65536,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -189,6 +194,7 @@ class EmbeddingScorer:
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.device = device
+        self.cache_size = cache_size  # a server scores new texts for ever: the cache must not grow with them
         self._cache: dict[str, np.ndarray] = {}
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -196,6 +202,9 @@ class EmbeddingScorer:
         import torch
 
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if len(self._cache) + len(todo) > self.cache_size:
+            self._cache.clear()  # texts of earlier problems, as SiameseScorer does
+            todo = list(dict.fromkeys(texts))
         todo.sort(key=len)
         with torch.inference_mode():
             for start in range(0, len(todo), self.batch_size):

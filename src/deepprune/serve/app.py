@@ -65,6 +65,9 @@ def create_app(service: Service, limits: Limits | None = None, metrics: ServeMet
     app = FastAPI(title="deepprune", lifespan=lifespan)
     app.state.metrics = metrics
     app.state.service = service
+    # uvicorn runs the lifespan's exit only after the graceful drain: the server calls this when the signal arrives,
+    # so requests on open connections get 503 and /health says so during the drain
+    app.state.begin_shutdown = lambda: state.__setitem__("shutting_down", True)
 
     def refuse(err: RequestError, reason: str) -> JSONResponse:
         metrics.inc("deepprune_rejected_requests_total", reason=reason)

@@ -154,11 +154,11 @@ def parse_request(
                 raise RequestError(key, f"{key}={value:g} is invalid: the server samples with {key}={server[key]:g}")
     settings = _policy_settings(body, policy, n)
     known = {"model", "messages", "stream", "n", "policy", "seed", "max_tokens", "max_completion_tokens"}
-    known |= set(_SERVER_FIXED) | set(_IGNORED) | set(settings)
+    known |= set(_SERVER_FIXED) | set(_IGNORED) | set(POLICY_FIELDS[policy])  # a null field: the server's value
     unknown = sorted(set(body) - known)
     if unknown:
-        other = {k for fields in POLICY_FIELDS.values() for k in fields} & set(unknown)
-        why = f"does not apply to policy={name!r}" if other else "is not supported by this server"
+        of_other_policy = unknown[0] in {k for fields in POLICY_FIELDS.values() for k in fields}
+        why = f"does not apply to policy={name!r}" if of_other_policy else "is not supported by this server"
         raise RequestError(unknown[0], f"{unknown[0]} {why}")
     return CompletionRequest(messages, n, policy, seed=seed, settings=settings, max_tokens=max_tokens)
 
@@ -230,7 +230,8 @@ def completion_body(
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": answer if answer is not None else ""},
-                "finish_reason": "stop",
+                # "length": no trace finished within max_tokens, so there is no voted answer
+                "finish_reason": "stop" if any(t["finished"] for t in traces) else "length",
                 "logprobs": None,
             }
         ],

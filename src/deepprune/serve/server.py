@@ -81,8 +81,14 @@ def serve(service: Service, server: Any) -> None:
         app, host=str(server.host), port=int(server.port), log_level=str(server.log_level),
         timeout_graceful_shutdown=int(server.graceful_shutdown_s), access_log=False,
     )  # fmt: skip
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.begin_shutdown()
+            super().handle_exit(sig, frame)
+
     try:
         log.info("serving %s on http://%s:%d/v1", service.model_names[0], server.host, server.port)
-        uvicorn.Server(config).run()
+        DrainingServer(config).run()
     finally:
         service.close()

@@ -152,7 +152,10 @@ class Service:
         request = parse_request(body, self.model_names, self.defaults, self._limits)
         if request.policy not in self.policies.names:
             raise RequestError("policy", f"policy={request.policy!r} is not configured on this server (policies)")
-        prompt = prompt_ids(self.tokenizer, request.messages)
+        try:
+            prompt = prompt_ids(self.tokenizer, request.messages)
+        except Exception as err:  # the model's chat template refuses these messages (e.g. roles must alternate)
+            raise RequestError("messages", f"messages: the chat template refused them: {err}") from None
         if len(prompt) >= self.max_model_len:
             raise RequestError(
                 "messages", f"messages: the prompt has {len(prompt)} tokens; this model allows {self.max_model_len} "
