@@ -65,7 +65,7 @@ def table(runs: dict[str, list[dict]]) -> str:
     head = ["family", "seeds"]
     for s in sources:
         head += [f"{s} judge", f"{s} reference", f"{s} diff"]
-    head += ["mean diff", "train wall s (median)", "steps (median)", "blend alpha"]
+    head += ["mean diff", "job wall s (median)", "steps (median)", "blend alpha"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for family, ms in runs.items():
         row = [family, ",".join(str(m["_seed"]) for m in ms)]
