@@ -347,6 +347,33 @@ def test_train_on_a_mixture_writes_per_source_metrics(tmp_path):
         assert float(row["val/auroc_source_mean"]) == pytest.approx(mean, abs=1e-6)
 
 
+def test_blend_on_a_mixture_records_each_alphas_per_source_validation(tmp_path):
+    """With sources, every blend weight's row has its per-source validation AUROC, whose mean is the value the
+    choice maximized (val/auroc_source_mean)."""
+    from omegaconf import open_dict
+    from test_train import make_cfg
+
+    cfg = make_cfg(
+        tmp_path, "model=tiny_siamese", "data.group_batch_traces=3", "data.group_batches_per_epoch=4",
+        "truncation.k=24", "data.split=problem", "data.test_models=[]", "export=false", "calibration=null",
+        "blend=weight_space", "blend.alphas=[0.0,1.0]", "optimizer.lr=1e-3",
+    )  # fmt: skip
+    with open_dict(cfg):
+        cfg.data.traces = None
+        cfg.data.sources = {
+            "big": {"traces": {"_target_": "test_mixture.source_traces", "_partial_": True, "model": "a"}},
+            "ood": {"traces": {"_target_": "test_mixture.source_traces", "_partial_": True, "model": "c",
+                               "n_problems": 8}, "role": "heldout", "val_fraction": 0.5},
+        }  # fmt: skip
+    train(cfg)
+    grid = json.loads((tmp_path / "metrics.json").read_text())["blend"]["grid"]
+    assert [row["alpha"] for row in grid] == [0.0, 1.0]
+    for row in grid:
+        per_source = row["val_auroc_per_source"]
+        assert set(per_source) == {"big", "ood"}
+        assert row["val_auroc"] == pytest.approx(sum(per_source.values()) / 2, abs=1e-6)
+
+
 def test_data_mixture_without_shared_trains_on_champ_alone(tmp_path, monkeypatch):
     """../shared absent (DEEPPRUNE_SHARED at an empty folder): data=mixture skips its two optional dev sets, says
     why, and keeps CHAMP; made required, a dev set stops the run naming its key and path."""

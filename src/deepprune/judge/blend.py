@@ -72,15 +72,15 @@ class BlendChoice:
     alpha: float
     metric: str = "val/auroc"
     extra: dict[str, Any] = field(default_factory=dict)
+    # each alpha's per-source validation AUROC (val/auroc/<source>), when the run has sources
+    per_source: list[dict[str, float]] = field(default_factory=list)
 
     def to_record(self) -> dict[str, Any]:
-        return {
-            "method": "weight_space",
-            "metric": self.metric,
-            "alpha": self.alpha,
-            "grid": [{"alpha": a, "val_auroc": v} for a, v in zip(self.alphas, self.val_auroc)],
-            **self.extra,
-        }
+        grid = [{"alpha": a, "val_auroc": v} for a, v in zip(self.alphas, self.val_auroc)]
+        for row, sources in zip(grid, self.per_source):
+            if sources:
+                row["val_auroc_per_source"] = sources
+        return {"method": "weight_space", "metric": self.metric, "alpha": self.alpha, "grid": grid, **self.extra}
 
 
 def choose_alpha(alphas: Sequence[float], values: Sequence[float]) -> float:
@@ -127,13 +127,16 @@ class WeightBlend:
             module.load_state_dict(state)
         tuned = trainable_snapshot(module.head)
         start = {k: v for k, v in self.start.items() if k in tuned}
-        values = []
+        values, per_source = [], []
         for alpha in self.alphas:
             apply_blend(module.head, start, tuned, alpha)
             trainer.validate(module, datamodule=datamodule, verbose=False)
-            value = trainer.callback_metrics.get(self.metric)
+            metrics = trainer.callback_metrics
+            value = metrics.get(self.metric)
             values.append(float(value) if value is not None else float("nan"))
+            prefix = "val/auroc/"
+            per_source.append({k[len(prefix) :]: float(v) for k, v in metrics.items() if k.startswith(prefix)})
             log.info("blend alpha %.2f: %s %.4f", alpha, self.metric, values[-1])
         alpha = choose_alpha(self.alphas, values)
         apply_blend(module.head, start, tuned, alpha)
-        return BlendChoice(self.alphas, values, alpha, self.metric)
+        return BlendChoice(self.alphas, values, alpha, self.metric, per_source=per_source)
