@@ -6,14 +6,18 @@
 One row per judge family (the `+judge_family` override; a blended family also gives the row of its tuned judge, tested
 in the same job), over its seeds: per test source the judge's AUROC, the
 untrained reference's on the same pairs and window, and their difference, each as the mean with a 95% Student-t
-interval over seeds (`deepprune.stats.seed_interval`); the mean difference over sources; training wall time
-(median) and optimizer steps. A job without metrics.json (still running, or failed) is listed as missing.
+interval over seeds (`deepprune.stats.seed_interval`); the mean difference over sources; the CPU seconds fit used
+(the budget, `fit_cpu_s`), the wall time of fit and of the whole job (test and blend passes included) and the
+optimizer steps (medians). Jobs run before metrics.json had `fit_wall_s` get it from their train.log (from the
+Trainer's first line to the test pass's checkpoint restore). A job without train's final metrics.json (still
+running, or failed) is listed as missing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -29,6 +33,26 @@ def _overrides(job: Path) -> dict[str, str]:
     return dict(o.lstrip("+").split("=", 1) for o in items or [] if "=" in o)
 
 
+_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+
+
+def fit_wall_from_log(log: Path) -> float | None:
+    """Seconds from the Trainer's first log line ("GPU available") to the test pass's checkpoint restore."""
+    from datetime import datetime
+
+    start = end = None
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        stamp = _STAMP.match(line)
+        if stamp is None:
+            continue
+        if start is None and "GPU available" in line:
+            start = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f")
+        elif start is not None and "Restoring states from the checkpoint path" in line:
+            end = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            break
+    return None if start is None or end is None else round((end - start).total_seconds(), 1)
+
+
 def collect(sweep_dirs: list[Path]) -> tuple[dict[str, list[dict]], list[str]]:
     """Metrics of every finished job by family, and the jobs that have none."""
     runs: dict[str, list[dict]] = defaultdict(list)
@@ -38,11 +62,13 @@ def collect(sweep_dirs: list[Path]) -> tuple[dict[str, list[dict]], list[str]]:
             over = _overrides(job)
             family = over.get("judge_family", "default")
             metrics = job / "metrics.json"
-            if not metrics.is_file():
+            m = json.loads(metrics.read_text()) if metrics.is_file() else {}
+            if "wall_time_s" not in m:  # the test pass writes metrics.json before train's final one
                 missing.append(f"{family} seed {over.get('seed', '?')} ({job})")
                 continue
-            m = json.loads(metrics.read_text())
             m["_seed"], m["_job"] = over.get("seed"), str(job)
+            if m.get("fit_wall_s") is None:
+                m["fit_wall_s"] = fit_wall_from_log(job / "train.log")
             runs[family].append(m)
             tuned = (m.get("blend") or {}).get("tuned_test")
             if tuned:  # a blended run also tested the tuned judge (alpha 1) on the same pairs: its own row
@@ -60,12 +86,17 @@ def _ci(values: list[float]) -> str:
     return str(seed_interval(values)) if values else "-"
 
 
+def _median(ms: list[dict], key: str) -> str:
+    values = [m[key] for m in ms if m.get(key) is not None]
+    return f"{statistics.median(values):.0f}" if values else "-"
+
+
 def table(runs: dict[str, list[dict]]) -> str:
     sources = _sources(runs)
     head = ["family", "seeds"]
     for s in sources:
         head += [f"{s} judge", f"{s} reference", f"{s} diff"]
-    head += ["mean diff", "job wall s (median)", "steps (median)", "blend alpha"]
+    head += ["mean diff", "fit CPU s", "fit wall s", "job wall s", "steps", "blend alpha"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for family, ms in runs.items():
         row = [family, ",".join(str(m["_seed"]) for m in ms)]
@@ -81,8 +112,10 @@ def table(runs: dict[str, list[dict]]) -> str:
         alphas = [str(m["blend"]["alpha"]) for m in ms if m.get("blend")]
         row += [
             _ci(mean_diffs),
-            f"{statistics.median(m['wall_time_s'] for m in ms):.0f}",
-            f"{statistics.median(m['global_steps'] for m in ms):.0f}",
+            _median(ms, "fit_cpu_s"),
+            _median(ms, "fit_wall_s"),
+            _median(ms, "wall_time_s"),
+            _median(ms, "global_steps"),
             ",".join(alphas) or "-",
         ]
         lines.append("| " + " | ".join(row) + " |")
@@ -97,7 +130,7 @@ def main() -> None:
     runs, missing = collect(args.sweep_dirs)
     text = table(runs)
     if missing:
-        text += "\n\nMissing (no metrics.json): " + "; ".join(missing)
+        text += "\n\nMissing (not finished): " + "; ".join(missing)
     print(text)  # noqa: T201
     if args.out is not None:
         args.out.write_text(text + "\n")

@@ -82,9 +82,10 @@ def train(cfg: DictConfig) -> float | None:
     blend = instantiate(cfg.blend) if cfg.get("blend") else None  # deepprune.judge.blend.WeightBlend
     if blend is not None:
         blend.snapshot(module.head)  # the untrained start, before any step
-    fit_cpu = time.process_time()
+    fit_cpu, fit_wall = time.process_time(), time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_cpu = time.process_time() - fit_cpu  # this process, all threads: what training cost, whatever the load
+    fit_wall = time.perf_counter() - fit_wall
     checkpoint = trainer.checkpoint_callback
     best_ckpt = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
     best = checkpoint.best_model_score if best_ckpt else trainer.callback_metrics.get(cfg.optimized_metric)
@@ -129,6 +130,7 @@ def train(cfg: DictConfig) -> float | None:
         "global_steps": trainer.global_step,
         "wall_time_s": round(time.perf_counter() - started, 1),
         "fit_cpu_s": round(fit_cpu, 1),
+        "fit_wall_s": round(fit_wall, 1),
     }
     if blend_choice is not None:
         results["blend"] = blend_choice.to_record()
