@@ -10,14 +10,14 @@ for s in $SEEDS; do
   for f in $FAMILIES; do
     # finished: train writes wall_time_s last (the test pass writes a metrics.json of its own before the blend)
     grep -qs '"wall_time_s"' "$OUT/$f/seed$s/0/metrics.json" && continue
-    extra=""
+    extra=()
     # SmolLM2's passes over the validation pairs take minutes: no calibration pass and no export (neither changes
     # a test AUROC)
-    [ "$f" = smollm2_lora ] && extra=", calibration: 'null', export: 'false'"
+    [ "$f" = smollm2_lora ] && extra=(calibration=null export=false)
     # the experiment's sweep with one family and seed (a key with "+" cannot be overridden alone)
     nice -n 5 python -m deepprune.train experiment=issue12_judge_families \
-      "hydra.sweeper.params={+judge_family: $f, seed: '$s', optimized_metric: val/auroc_source_mean$extra}" \
-      hydra.sweep.dir="$OUT/$f/seed$s"
+      "hydra.sweeper.params={+judge_family: $f, seed: '$s', optimized_metric: val/auroc_source_mean}" \
+      hydra.sweep.dir="$OUT/$f/seed$s" "${extra[@]}"
   done
 done
 python experiments/issue12_judge_families/summarize.py "$OUT"/*/seed*/ --out experiments/issue12_judge_families/results.md
