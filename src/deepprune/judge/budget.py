@@ -76,7 +76,8 @@ class CpuTimeBudget(L.Callback):
         return {"used_s": self.used_s, "max_cpu_s": self.max_cpu_s}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # on_fit_start has run (and will not again): what the checkpoint had used counts from here on
+        # Lightning restores callbacks before on_fit_start; if a fit had started, restart its clock: what the
+        # checkpoint had used counts from here on
         self._used_before = float(state_dict.get("used_s", 0.0))
         if self._start is not None:
             self._start = self._clock()
