@@ -292,3 +292,42 @@ def test_siamese_rejects_non_bert_folders(tiny_qwen3_dir):
 
     with pytest.raises(ValueError, match=r"\[CLS\] and \[SEP\]|BERT"):
         siamese_head(tiny_qwen3_dir)
+
+
+def test_siamese_partial_finetuning_keeps_frozen_layers(deepprune_cache_dir):
+    """frozen_layers=k: the embeddings and encoder layers 0..k-1 get no grad and do not move in a step; the layers
+    above and the pair layer do. At the encoder's depth only the pair layer trains."""
+    from deepprune.assets import tiny_siamese_dir
+    from deepprune.judge.siamese import siamese_head
+
+    folder = tiny_siamese_dir(deepprune_cache_dir)
+    torch.manual_seed(0)
+    head = siamese_head(folder, dtype="float32", segment_max_tokens=16, frozen_layers=1).train()
+    depth = head.backbone.config.num_hidden_layers
+    assert depth >= 2
+    trainable = {n for n, p in head.named_parameters() if p.requires_grad}
+    assert not any(".embeddings." in n or ".encoder.layer.0." in n for n in trainable)
+    assert any(".encoder.layer.1." in n for n in trainable)
+    assert {"backbone.classifier.weight", "backbone.classifier.bias"} <= trainable
+    before = {n: p.detach().clone() for n, p in head.named_parameters()}
+    optimizer = torch.optim.SGD([p for p in head.parameters() if p.requires_grad], lr=0.5)
+    ids, mask = head.collate(PAIRS)
+    torch.nn.functional.cross_entropy(head(ids, mask), torch.tensor([1, 0, 1])).backward()
+    optimizer.step()
+    for name, p in head.named_parameters():
+        assert torch.equal(p, before[name]) == (name not in trainable), name
+
+    only_pair = siamese_head(folder, dtype="float32", segment_max_tokens=16, frozen_layers=depth)
+    assert {n for n, p in only_pair.named_parameters() if p.requires_grad} == {
+        "backbone.classifier.weight",
+        "backbone.classifier.bias",
+    }
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, 99])
+def test_siamese_frozen_layers_out_of_range(deepprune_cache_dir, bad):
+    from deepprune.assets import tiny_siamese_dir
+    from deepprune.judge.siamese import siamese_head
+
+    with pytest.raises(ValueError, match=r"model\.frozen_layers"):
+        siamese_head(tiny_siamese_dir(deepprune_cache_dir), dtype="float32", frozen_layers=bad)

@@ -207,14 +207,21 @@ def siamese_head(
     lora_dropout: float = 0.05,
     target_modules: str | Sequence[str] = DEFAULT_LORA_TARGETS,
     gradient_checkpointing: bool = False,
+    frozen_layers: int = 0,
 ) -> ClassifierHead:
     """A siamese (bi-encoder) judge on a BERT encoder folder; see `SiameseBertForSequenceClassification`.
 
     The encoder weights come from `name_or_path` (a plain BERT/SentenceBERT folder, or a siamese export); the
     pair layer starts at logit = pair_scale * cos + pair_bias. `max_length` (the pair, specials included)
     defaults to 2 * segment_max_tokens + 1, which never cuts a trace below `segment_max_tokens`.
+
+    `frozen_layers` (with ``finetune=full``): partial fine-tuning. The embeddings and the first `frozen_layers`
+    encoder layers keep their pretrained weights (no grad: a step back-propagates only through the layers
+    above); equal to the encoder's depth, only the pair layer trains.
     """
     _check_finetune(finetune)
+    if isinstance(frozen_layers, bool) or not isinstance(frozen_layers, int) or frozen_layers < 0:
+        raise ValueError(f"model.frozen_layers must be an integer >= 0, got {frozen_layers!r}")
     if finetune not in ("full", "frozen"):
         # an adapter export would name the plain BERT folder as its base, which reloads as another model type
         raise ValueError(f"the siamese judge supports finetune=full or frozen, got {finetune!r}")
@@ -235,8 +242,16 @@ def siamese_head(
     model = SiameseBertForSequenceClassification.from_pretrained(
         str(name_or_path), config=config, dtype=resolve_dtype(dtype)
     )
+    if frozen_layers > config.num_hidden_layers:
+        raise ValueError(
+            f"model.frozen_layers={frozen_layers}: {name_or_path} has {config.num_hidden_layers} encoder layers"
+        )
     model = prepare_for_finetuning(
         model, finetune, "seq_cls", lora_r, lora_alpha, lora_dropout, target_modules, gradient_checkpointing
     )
+    if frozen_layers:
+        model.bert.embeddings.requires_grad_(False)
+        for layer in model.bert.encoder.layer[:frozen_layers]:
+            layer.requires_grad_(False)
     max_length = 2 * config.segment_max_tokens + 1 if max_length is None else max_length
     return ClassifierHead(model, tokenizer, str(name_or_path), finetune, max_length)
