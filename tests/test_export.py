@@ -202,12 +202,13 @@ def test_qlora_head_trains_and_round_trips(tiny_qwen3_dir, tmp_path):
     np.testing.assert_allclose(load_scorer(out).score(PAIRS), before, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("finetune", ["full", "frozen"])
-def test_siamese_export_round_trip(finetune, deepprune_cache_dir, tmp_path):
-    """The siamese judge exports as a classifier folder whose config names its registered model type."""
+@pytest.mark.parametrize(("finetune", "prior"), [("full", False), ("frozen", False), ("full", True)])
+def test_siamese_export_round_trip(finetune, prior, deepprune_cache_dir, tmp_path):
+    """The siamese judge exports as a classifier folder whose config names its registered model type (and keeps
+    the pair layer's prior term)."""
     torch.manual_seed(0)
     folder = tiny_siamese_dir(deepprune_cache_dir)
-    head = siamese_head(folder, finetune=finetune, dtype="float32", segment_max_tokens=24)
+    head = siamese_head(folder, finetune=finetune, dtype="float32", segment_max_tokens=24, pair_prior=prior)
     head.requires_grad_(True)
     _perturb(head)
     head.eval()
@@ -218,6 +219,7 @@ def test_siamese_export_round_trip(finetune, deepprune_cache_dir, tmp_path):
     assert record["kind"] == "classifier" and record["adapter"] is False and record["finetune"] == finetune
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "deepprune_siamese_bert" and config["segment_max_tokens"] == 24
+    assert config["pair_prior"] is prior
     scorer = load_scorer(out, batch_size=2)
     assert isinstance(scorer, SiameseScorer) and scorer.order_invariant
     after = scorer.score(PAIRS)

@@ -331,3 +331,32 @@ def test_siamese_frozen_layers_out_of_range(deepprune_cache_dir, bad):
 
     with pytest.raises(ValueError, match=r"model\.frozen_layers"):
         siamese_head(tiny_siamese_dir(deepprune_cache_dir), dtype="float32", frozen_layers=bad)
+
+
+def test_siamese_pair_prior_starts_at_zero_and_stays_symmetric(deepprune_cache_dir):
+    """pair_prior adds c . (u + v) / 2 with c = 0: untrained, the logits equal the plain judge's exactly; moved,
+    the logit is still symmetric in the pair and shifts by exactly c . (u + v) / 2."""
+    from deepprune.assets import tiny_siamese_dir
+    from deepprune.judge.siamese import siamese_head
+
+    folder = tiny_siamese_dir(deepprune_cache_dir)
+    torch.manual_seed(0)
+    plain = siamese_head(folder, dtype="float32", segment_max_tokens=16).eval()
+    torch.manual_seed(0)
+    prior = siamese_head(folder, dtype="float32", segment_max_tokens=16, pair_prior=True).eval()
+    layer = prior.backbone.classifier
+    assert plain.backbone.classifier.prior is None and torch.equal(layer.prior, torch.zeros_like(layer.prior))
+    ids, mask = prior.collate(PAIRS)
+    with torch.no_grad():
+        assert torch.equal(prior(ids, mask), plain(ids, mask))
+        layer.prior.copy_(torch.linspace(-3.0, 3.0, layer.prior.numel()))
+        moved = prior(ids, mask)[:, 1]
+        swapped = prior(*prior.collate([(b, a) for a, b in PAIRS]))[:, 1]
+        torch.testing.assert_close(moved, swapped, atol=1e-5, rtol=1e-5)
+        u = prior.backbone.embed(*prior.backbone.split_pairs(ids, mask)[:2])
+        v = prior.backbone.embed(*prior.backbone.split_pairs(ids, mask)[2:])
+        expected = plain(ids, mask)[:, 1] + ((u + v) / 2 * layer.prior).sum(-1)
+        torch.testing.assert_close(moved, expected, atol=1e-4, rtol=1e-5)
+    prior.train()
+    torch.nn.functional.cross_entropy(prior(ids, mask), torch.tensor([1, 0, 1])).backward()
+    assert layer.prior.grad is not None and layer.prior.grad.abs().sum() > 0

@@ -2,8 +2,10 @@
 
 SentenceBERT-style mean-pooled embeddings of each trace, logit(same) = sum_d w_d u_d v_d + b on the unit vectors
 u, v (w = scale, b = bias at the start, so an untrained siamese judge ranks pairs exactly as the SentenceBERT-cosine
-reference does). `SiameseBertForSequenceClassification` is registered with transformers' Auto classes as model
-type ``deepprune_siamese_bert`` when this module is imported, so an export saves and reloads like any classifier
+reference does). With ``pair_prior`` the pair layer adds c . (u + v) / 2 (c = 0 at the start): a learned prior on
+P(same) from what the two traces are about (hard problems split their samples more often), symmetric in the pair.
+`SiameseBertForSequenceClassification` is registered with transformers' Auto classes as model type
+``deepprune_siamese_bert`` when this module is imported, so an export saves and reloads like any classifier
 (`deepprune.judge.export.load_head` imports this module before it loads one). `siamese_head` wraps it in a
 `deepprune.judge.heads.ClassifierHead`; `conf/model/minilm.yaml` and `tiny_siamese.yaml` target it.
 """
@@ -44,6 +46,7 @@ class SiameseBertConfig(BertConfig):
             SentenceBERT reference's `max_tokens`).
         split_token_id, start_token_id: the tokenizer's [SEP] and [CLS] ids (a pair arrives as
             [CLS] a [SEP] b [SEP]; b is re-framed as [CLS] b [SEP]).
+        pair_prior: add the prior term c . (u + v) / 2 to the logit (`PairCosine`).
     """
 
     model_type = MODEL_TYPE
@@ -55,24 +58,35 @@ class SiameseBertConfig(BertConfig):
         segment_max_tokens: int = 128,
         split_token_id: int = 102,
         start_token_id: int = 101,
+        pair_prior: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.pair_scale, self.pair_bias = float(pair_scale), float(pair_bias)
+        self.pair_prior = bool(pair_prior)
         self.segment_max_tokens = int(segment_max_tokens)
         self.split_token_id, self.start_token_id = int(split_token_id), int(start_token_id)
 
 
 class PairCosine(nn.Module):
-    """logit(same) = sum_d weight_d u_d v_d + bias: a learnable re-weighting of the cosine of unit vectors."""
+    """logit(same) = sum_d weight_d u_d v_d + bias: a learnable re-weighting of the cosine of unit vectors.
 
-    def __init__(self, hidden_size: int, scale: float = 20.0, bias: float = -14.0) -> None:
+    With ``prior``, plus ``prior . (u + v) / 2`` (zero at the start): whether two samples agree depends on the
+    problem as much as on how alike they are, and a pooled ranking compares pairs of different problems, which the
+    cosine alone orders by how alike each problem's samples start.
+    """
+
+    def __init__(self, hidden_size: int, scale: float = 20.0, bias: float = -14.0, prior: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.full((hidden_size,), float(scale)))
         self.bias = nn.Parameter(torch.tensor(float(bias)))
+        self.prior = nn.Parameter(torch.zeros(hidden_size)) if prior else None
 
     def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return (u * v * self.weight).sum(-1) + self.bias
+        logit = (u * v * self.weight).sum(-1) + self.bias
+        if self.prior is not None:
+            logit = logit + ((u + v) * 0.5 * self.prior).sum(-1)
+        return logit
 
 
 class SiameseBertForSequenceClassification(BertPreTrainedModel):
@@ -90,7 +104,9 @@ class SiameseBertForSequenceClassification(BertPreTrainedModel):
         super().__init__(config)
         self.num_labels = 2
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.classifier = PairCosine(config.hidden_size, config.pair_scale, config.pair_bias)
+        self.classifier = PairCosine(
+            config.hidden_size, config.pair_scale, config.pair_bias, getattr(config, "pair_prior", False)
+        )
         self.post_init()
 
     @torch.no_grad()
@@ -99,6 +115,8 @@ class SiameseBertForSequenceClassification(BertPreTrainedModel):
         if isinstance(module, PairCosine):
             module.weight.fill_(self.config.pair_scale)
             module.bias.fill_(self.config.pair_bias)
+            if module.prior is not None:
+                module.prior.zero_()
 
     def split_pairs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -208,6 +226,7 @@ def siamese_head(
     target_modules: str | Sequence[str] = DEFAULT_LORA_TARGETS,
     gradient_checkpointing: bool = False,
     frozen_layers: int = 0,
+    pair_prior: bool = False,
 ) -> ClassifierHead:
     """A siamese (bi-encoder) judge on a BERT encoder folder; see `SiameseBertForSequenceClassification`.
 
@@ -217,7 +236,8 @@ def siamese_head(
 
     `frozen_layers` (with ``finetune=full``): partial fine-tuning. The embeddings and the first `frozen_layers`
     encoder layers keep their pretrained weights (no grad: a step back-propagates only through the layers
-    above); equal to the encoder's depth, only the pair layer trains.
+    above); equal to the encoder's depth, only the pair layer trains. `pair_prior`: the pair layer's prior term
+    (`PairCosine`), zero at the start; a siamese export keeps its own setting.
     """
     _check_finetune(finetune)
     if isinstance(frozen_layers, bool) or not isinstance(frozen_layers, int) or frozen_layers < 0:
@@ -235,7 +255,7 @@ def siamese_head(
         fields = {k: v for k, v in base.to_dict().items() if k not in ("model_type", "architectures")}
         config = SiameseBertConfig(
             **fields, pair_scale=pair_scale, pair_bias=pair_bias, segment_max_tokens=segment_max_tokens,
-            split_token_id=tokenizer.sep_token_id, start_token_id=tokenizer.cls_token_id,
+            split_token_id=tokenizer.sep_token_id, start_token_id=tokenizer.cls_token_id, pair_prior=pair_prior,
         )  # fmt: skip
     else:
         raise ValueError(f"{name_or_path}: the siamese judge needs a BERT encoder, got model_type {base.model_type}")
