@@ -1,13 +1,16 @@
 """95% intervals for a train run's per-source test AUROC, the reference's, and their paired difference.
 
-    python experiments/issue12_judge_families/auroc_intervals.py <train run dir> [overrides of that run ...]
+    python experiments/issue12_judge_families/auroc_intervals.py <train run dir> [--mixed] [overrides of that run ...]
 
 The run's `scores.jsonl` holds one line per test pair (judge and reference score, label) in the data module's order
 but no problem id, so the test pairs are rebuilt from the same config (`PairDataModule.prepare_pairs`: no model is
 loaded, the pair labels come from the label cache) to learn each pair's source and problem. Pairs of one problem
 are not independent, so the bootstrap resamples problems (with replacement, 2000 times, seed 0) and recomputes both
 AUROCs and their difference on the same drawn pairs. Rows: each source, and each generating model of a source that
-has several.
+has several. ``--mixed`` adds, per source, the problems whose test pairs hold both classes: how the different-answer
+pairs of each of them rank against all of the source's same-answer pairs (the share of those comparisons judge and
+reference get right). A pooled AUROC is mostly such cross-problem comparisons, so on a source with few of these
+problems (Qwen2.5-Math: 2 or so per side) it says which ones carry it.
 """
 
 from __future__ import annotations
@@ -54,6 +57,26 @@ def problem_bootstrap(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> di
     return {k: (point[k], *np.quantile(v, [0.025, 0.975])) for k, v in draws.items()}
 
 
+def mixed_problem_rows(rows: list[dict]) -> list[tuple[str, int, float, float]]:
+    """(problem, different pairs, judge, reference) for each problem with both classes: the share of
+    (same-answer pair of any problem, different-answer pair of this one) comparisons ranked right, ties half."""
+    s = np.array([r["score"] for r in rows])
+    ref = np.array([r["score_reference"] for r in rows])
+    y = np.array([r["label"] for r in rows])
+    problem = np.array([r["problem"] for r in rows])
+
+    def share(scores: np.ndarray, diff: np.ndarray) -> float:
+        same, other = scores[y == 1][:, None], scores[diff][None, :]
+        return float((same > other).mean() + 0.5 * (same == other).mean())
+
+    out = []
+    for pid in sorted(set(problem)):
+        diff = (problem == pid) & (y == 0)
+        if diff.any() and ((problem == pid) & (y == 1)).any():
+            out.append((str(pid), int(diff.sum()), share(s, diff), share(ref, diff)))
+    return out
+
+
 def main() -> None:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
@@ -61,8 +84,9 @@ def main() -> None:
     from deepprune.runtime import CONF_DIR
 
     run = Path(sys.argv[1])
+    mixed = "--mixed" in sys.argv[2:]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=sys.argv[2:])
+        cfg = compose("train", overrides=[a for a in sys.argv[2:] if a != "--mixed"])
     dm = instantiate(cfg.data, truncation=instantiate(cfg.truncation), sampler=instantiate(cfg.sampler))
     dm.prepare_pairs()
     pairs = dm._pairs["test"]  # (source, pair) in the order the test features (and scores.jsonl) have
@@ -91,6 +115,12 @@ def main() -> None:
         problems = len({r["problem"] for r in part})
         different = sum(1 - r["label"] for r in part)
         print(f"| {name} | {problems} | {len(part)} ({different}) | " + " | ".join(cells) + " |")  # noqa: T201
+    if mixed:
+        print("\n| problem (both classes) | different pairs | judge: ranked below the same pairs | reference |")  # noqa: T201
+        print("|---|---:|---:|---:|")  # noqa: T201
+        for source in sorted({r["source"] for r in rows}):
+            for pid, n, judge, reference in mixed_problem_rows(sets[source]):
+                print(f"| {pid} | {n} | {judge:.3f} | {reference:.3f} |")  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@
     python experiments/issue12_judge_families/summarize.py logs/train/multiruns/<timestamp> [more sweep dirs] \
         --out experiments/issue12_judge_families/results.md
 
-One row per judge family (the `+judge_family` override; a blended family also gives the row of its tuned judge, tested
+One row per judge family (the `+judge_family` override; for run dirs of `default_seeds.sh`, given as
+`<variant>/seed<n>/`, the variant; a blended family also gives the row of its tuned judge, tested
 in the same job), over its seeds: per test source the judge's AUROC, the
 untrained reference's on the same pairs and window, and their difference, each as the mean with a 95% Student-t
 interval over seeds (`deepprune.stats.seed_interval`); the mean difference over sources; the CPU seconds fit used
 (the budget, `fit_cpu_s`), the wall time of fit and of the whole job (test and blend passes included) and the
 optimizer steps (medians). Jobs run before metrics.json had `fit_wall_s` get it from their train.log (from the
 Trainer's first line to the test pass's checkpoint restore). A job without train's final metrics.json (still
-running, or failed) is listed as missing.
+running, or failed) is listed as missing. ``--paired-to <family>`` adds each family's judge AUROC minus that family's
+at the same seed.
 """
 
 from __future__ import annotations
@@ -58,9 +60,10 @@ def collect(sweep_dirs: list[Path]) -> tuple[dict[str, list[dict]], list[str]]:
     runs: dict[str, list[dict]] = defaultdict(list)
     missing = []
     for sweep in sweep_dirs:
-        for job in sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir()):
+        single = (sweep / ".hydra").is_dir()  # a run dir (default_seeds.sh: <variant>/seed<n>), not a sweep's
+        for job in [sweep] if single else sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir()):
             over = _overrides(job)
-            family = over.get("judge_family", "default")
+            family = over.get("judge_family", sweep.parent.name if single else "default")
             metrics = job / "metrics.json"
             m = json.loads(metrics.read_text()) if metrics.is_file() else {}
             if "wall_time_s" not in m:  # the test pass writes metrics.json before train's final one
@@ -72,7 +75,7 @@ def collect(sweep_dirs: list[Path]) -> tuple[dict[str, list[dict]], list[str]]:
             runs[family].append(m)
             tuned = (m.get("blend") or {}).get("tuned_test")
             if tuned:  # a blended run also tested the tuned judge (alpha 1) on the same pairs: its own row
-                row = {**m, **tuned, "blend": None}
+                row = {**m, **tuned, "blend": None, "per_source": None}  # its per-model AUROCs are not kept
                 runs[family.removesuffix("_blend") + " (tuned, alpha 1)"].append(row)
     return runs, missing
 
@@ -80,6 +83,24 @@ def collect(sweep_dirs: list[Path]) -> tuple[dict[str, list[dict]], list[str]]:
 def _sources(runs: dict[str, list[dict]]) -> list[str]:
     keys = {k.split("/", 2)[2] for ms in runs.values() for m in ms for k in m if k.startswith("test/auroc/")}
     return sorted(keys)
+
+
+def set_diffs(m: dict) -> dict[str, float]:
+    """Judge - reference test AUROC on every test source and, for a source with several models (CHAMP's held-out
+    GPT-4 and GPT-4 Turbo), on each of its models (sources only where the run kept no per-model metrics)."""
+    if not m.get("per_source"):
+        prefix = "test/auroc/"
+        return {k[len(prefix) :]: v - m[f"test/auroc_reference/{k[len(prefix) :]}"] for k, v in m.items()
+                if k.startswith(prefix) and f"test/auroc_reference/{k[len(prefix) :]}" in m}  # fmt: skip
+    out = {}
+    for source, r in m["per_source"].items():
+        if r.get("auroc_reference") is None:
+            continue
+        out[source] = r["auroc"] - r["auroc_reference"]
+        models = r.get("models") or {}
+        for model, rm in models.items() if len(models) > 1 else ():
+            out[f"{source}/{model}"] = rm["auroc"] - rm["auroc_reference"]
+    return out
 
 
 def _ci(values: list[float]) -> str:
@@ -96,7 +117,7 @@ def table(runs: dict[str, list[dict]]) -> str:
     head = ["family", "seeds"]
     for s in sources:
         head += [f"{s} judge", f"{s} reference", f"{s} diff"]
-    head += ["mean diff", "fit CPU s", "fit wall s", "job wall s", "steps", "blend alpha"]
+    head += ["mean diff", "sets below reference", "fit CPU s", "fit wall s", "job wall s", "steps", "blend alpha"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for family, ms in runs.items():
         row = [family, ",".join(str(m["_seed"]) for m in ms)]
@@ -110,8 +131,10 @@ def table(runs: dict[str, list[dict]]) -> str:
             diff = [j - r for j, r in zip(judge, ref)]
             row += [_ci(judge), _ci(ref), _ci(diff)]
         alphas = [str(m["blend"]["alpha"]) for m in ms if m.get("blend")]
+        below = [sum(d < 0 for d in set_diffs(m).values()) for m in ms]
         row += [
             _ci(mean_diffs),
+            ",".join(map(str, below)),
             _median(ms, "fit_cpu_s"),
             _median(ms, "fit_wall_s"),
             _median(ms, "wall_time_s"),
@@ -122,13 +145,40 @@ def table(runs: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def paired_table(runs: dict[str, list[dict]], baseline: str) -> str:
+    """Judge AUROC of each family minus the baseline family's at the same seed (same splits, same test pairs), per
+    source: the reference does not enter, so these compare training recipes with the split's own noise paired
+    away. Only seeds both have."""
+    base = {m["_seed"]: m for m in runs.get(baseline, [])}
+    sources = _sources(runs)
+    head = ["family", f"seeds (with {baseline})", *[f"{s} judge - {baseline}" for s in sources], "mean"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for family, ms in runs.items():
+        pairs = [(m, base[m["_seed"]]) for m in ms if m["_seed"] in base and family != baseline]
+        if not pairs:
+            continue
+        row = [family, ",".join(str(m["_seed"]) for m, _ in pairs)]
+        means = []
+        for s in sources:
+            d = [m[f"test/auroc/{s}"] - b[f"test/auroc/{s}"] for m, b in pairs]
+            row.append(_ci(d))
+        for m, b in pairs:
+            means.append(sum(m[f"test/auroc/{s}"] - b[f"test/auroc/{s}"] for s in sources) / len(sources))
+        row.append(_ci(means))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dirs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--paired-to", default=None, help="also a table of judge AUROC minus this family's, by seed")
     args = parser.parse_args()
     runs, missing = collect(args.sweep_dirs)
     text = table(runs)
+    if args.paired_to:
+        text += "\n\n" + paired_table(runs, args.paired_to)
     if missing:
         text += "\n\nMissing (not finished): " + "; ".join(missing)
     print(text)  # noqa: T201
