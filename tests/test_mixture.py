@@ -396,3 +396,38 @@ def test_data_mixture_without_shared_trains_on_champ_alone(tmp_path, monkeypatch
     assert set(dm.source_counts) == {"champ"} and dm.mixture_report()["data_sources_skipped"] == dm.skipped_sources
     with pytest.raises(FileNotFoundError, match=r"data\.sources\.qwen25_math\.traces: .*math_cot_dev50\.jsonl"):
         instantiate(required.data, checker=ExactChecker()).prepare_pairs()
+
+
+def test_swap_sides_exchanges_a_heldout_sources_val_and_test():
+    """swap_sides: the same seed's held-out split with val and test exchanged (the other fold), pairs and counts
+    unchanged; the train sources are not touched."""
+
+    def sides(dm, source):
+        return {
+            name: sorted(tuple(sorted(f["texts"])) for f in ds.features if f["source"] == source)  # order shuffled
+            for name, ds in dm.datasets.items()
+        }
+
+    plain = make_dm(mixture())
+    swapped = make_dm(mixture(ood={"swap_sides": True}))
+    a, b = sides(plain, "ood"), sides(swapped, "ood")
+    assert a["val"] and a["test"] and a["val"] != a["test"]
+    assert b["val"] == a["test"] and b["test"] == a["val"] and not b["train"]
+    assert sides(plain, "big") == sides(swapped, "big")
+    assert swapped.source_counts["ood"]["val"] == plain.source_counts["ood"]["test"]
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"big": {"swap_sides": True}}, r"data\.sources\.big\.swap_sides=true needs role=heldout"),
+        (
+            {"ood": {"swap_sides": True, "validate": False}},
+            r"data\.sources\.ood\.swap_sides=true needs .*validate=False",
+        ),
+        ({"ood": {"swap_sides": "yes"}}, r"data\.sources\.ood\.swap_sides='yes' is invalid"),
+    ],
+)
+def test_swap_sides_bad_settings_fail_by_key(over, message):
+    with pytest.raises(ValueError, match=message):
+        PairDataModule(sources=mixture(**over))

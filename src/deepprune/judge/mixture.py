@@ -12,6 +12,9 @@ A mixture is a mapping ``name -> settings``; each source's settings are
   stratified so both sides get problems whose pairs hold both answer classes); with one, all of it goes there;
 - ``optional`` (default false): when its files are missing the source is skipped with a warning (and recorded
   in metrics.json); a required source stops the run, naming the key and the path;
+- ``swap_sides`` (default false, held-out role): the val and test sides exchanged. With ``val_fraction`` 0.5 a run
+  with it and one without test on complementary halves of the source (a 2-fold cross-fit), so a source with few
+  problems that split their samples is measured on all of them;
 - split settings (``split``, ``test_models``, ``val_models``, ``val_fraction``, ``test_fraction``,
   ``disjoint_problems``, ``max_problems``, ``max_pairs``, ``label_cache``): as the data module's keys of the
   same name, which are their defaults.
@@ -43,7 +46,7 @@ SPLIT_KEYS = (
     "max_pairs",
     "label_cache",
 )
-SOURCE_KEYS = ("traces", "role", "weight", "validate", "test", "optional", *SPLIT_KEYS)
+SOURCE_KEYS = ("traces", "role", "weight", "validate", "test", "optional", "swap_sides", *SPLIT_KEYS)
 PREFIX = "data.sources"
 
 
@@ -58,6 +61,8 @@ class SourceSpec:
     validate: bool = True
     test: bool = True
     optional: bool = False
+    # a held-out source's val and test sides exchanged: with val_fraction 0.5, the other fold of a 2-fold cross-fit
+    swap_sides: bool = False
     settings: dict[str, Any] = field(default_factory=dict)  # SPLIT_KEYS -> value
 
     def key(self, key: str) -> str:
@@ -90,9 +95,17 @@ def check_sources(sources: Mapping[str, Any] | None) -> None:
         weight = spec.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
             raise ValueError(f"{where}.weight={weight!r} is invalid: `{where}.weight` must be a number > 0")
-        for flag in ("validate", "test", "optional"):
+        for flag in ("validate", "test", "optional", "swap_sides"):
             if not isinstance(spec.get(flag, True), bool):
                 raise ValueError(f"{where}.{flag}={spec.get(flag)!r} is invalid: `{where}.{flag}` must be true/false")
+        if spec.get("swap_sides", False) and (
+            role != "heldout" or not (spec.get("validate", True) and spec.get("test", True))
+        ):
+            raise ValueError(
+                f"{where}.swap_sides=true needs role=heldout with validate and test true (it exchanges the two sides "
+                f"of a held-out source); got role={role!r}, validate={spec.get('validate', True)}, "
+                f"test={spec.get('test', True)}"
+            )
         if role == "heldout" and not spec.get("validate", True) and not spec.get("test", True):
             raise ValueError(
                 f"{where}: a held-out source with validate=false and test=false is never used; "
@@ -118,6 +131,7 @@ def source_specs(sources: Mapping[str, Any], defaults: Mapping[str, Any]) -> lis
                 validate=bool(spec.get("validate", True)),
                 test=bool(spec.get("test", True)),
                 optional=bool(spec.get("optional", False)),
+                swap_sides=bool(spec.get("swap_sides", False)),
                 settings=settings,
             )
         )
@@ -184,6 +198,8 @@ def source_pairs(spec: SourceSpec, traces: list[Any], checker: Any, seed: int) -
             val, test = split_heldout_pairs(built.pairs, float(s["val_fraction"]), f"{seed}-{spec.name}")
         except ValueError as e:
             raise ValueError(f"{spec.key('val_fraction')}: {e}") from e
+        if spec.swap_sides:
+            val, test = test, val
     sides = {"train": [], "val": val if spec.validate else [], "test": test if spec.test else []}
     first = "val" if spec.validate else "test"  # the traces left out are counted once, on the first side fed
     return {
