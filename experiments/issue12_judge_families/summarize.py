@@ -12,7 +12,7 @@ interval over seeds (`deepprune.stats.seed_interval`); the mean difference over 
 optimizer steps (medians). Jobs run before metrics.json had `fit_wall_s` get it from their train.log (from the
 Trainer's first line to the test pass's checkpoint restore). A job without train's final metrics.json (still
 running, or failed) is listed as missing. ``--paired-to <family>`` adds each family's judge AUROC minus that family's
-at the same seed.
+at the same seed; ``--folds default:swap:qwen25_math`` a 2-fold cross-fit of a held-out source (`fold_table`).
 """
 
 from __future__ import annotations
@@ -169,16 +169,41 @@ def paired_table(runs: dict[str, list[dict]], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def fold_table(runs: dict[str, list[dict]], first: str, second: str, source: str) -> str:
+    """A 2-fold cross-fit of one held-out source: at each seed both families (the second with the source's
+    ``swap_sides``) test on complementary halves; per seed their judge - reference differences and the mean of the
+    two, which measures the recipe on every problem of the source; then the mean over seeds."""
+    a = {m["_seed"]: m for m in runs.get(first, [])}
+    b = {m["_seed"]: m for m in runs.get(second, [])}
+    key, ref = f"test/auroc/{source}", f"test/auroc_reference/{source}"
+    head = ["seed", f"{source}: {first}", second, "cross-fit (mean of the two)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    both = []
+    for seed in sorted(set(a) & set(b), key=str):
+        da, db = a[seed][key] - a[seed][ref], b[seed][key] - b[seed][ref]
+        both.append((da + db) / 2)
+        lines.append(f"| {seed} | {da:+.3f} | {db:+.3f} | {both[-1]:+.3f} |")
+    if both:
+        lines.append(f"| mean [95% CI over seeds] | | | {_ci(both)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dirs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--paired-to", default=None, help="also a table of judge AUROC minus this family's, by seed")
+    parser.add_argument(
+        "--folds", default=None, metavar="FIRST:SECOND:SOURCE", help="also a 2-fold cross-fit table of SOURCE"
+    )
     args = parser.parse_args()
     runs, missing = collect(args.sweep_dirs)
     text = table(runs)
     if args.paired_to:
         text += "\n\n" + paired_table(runs, args.paired_to)
+    if args.folds:
+        first, second, source = args.folds.split(":")
+        text += "\n\n" + fold_table(runs, first, second, source)
     if missing:
         text += "\n\nMissing (not finished): " + "; ".join(missing)
     print(text)  # noqa: T201

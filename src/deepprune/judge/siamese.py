@@ -259,13 +259,13 @@ def siamese_head(
         )  # fmt: skip
     else:
         raise ValueError(f"{name_or_path}: the siamese judge needs a BERT encoder, got model_type {base.model_type}")
-    model = SiameseBertForSequenceClassification.from_pretrained(
-        str(name_or_path), config=config, dtype=resolve_dtype(dtype)
-    )
-    if frozen_layers > config.num_hidden_layers:
+    if frozen_layers > config.num_hidden_layers:  # before the weights load
         raise ValueError(
             f"model.frozen_layers={frozen_layers}: {name_or_path} has {config.num_hidden_layers} encoder layers"
         )
+    model = SiameseBertForSequenceClassification.from_pretrained(
+        str(name_or_path), config=config, dtype=resolve_dtype(dtype)
+    )
     model = prepare_for_finetuning(
         model, finetune, "seq_cls", lora_r, lora_alpha, lora_dropout, target_modules, gradient_checkpointing
     )
