@@ -64,16 +64,12 @@ def mixed_problem_rows(rows: list[dict]) -> list[tuple[str, int, float, float]]:
     ref = np.array([r["score_reference"] for r in rows])
     y = np.array([r["label"] for r in rows])
     problem = np.array([r["problem"] for r in rows])
-
-    def share(scores: np.ndarray, diff: np.ndarray) -> float:
-        same, other = scores[y == 1][:, None], scores[diff][None, :]
-        return float((same > other).mean() + 0.5 * (same == other).mean())
-
     out = []
     for pid in sorted(set(problem)):
         diff = (problem == pid) & (y == 0)
         if diff.any() and ((problem == pid) & (y == 1)).any():
-            out.append((str(pid), int(diff.sum()), share(s, diff), share(ref, diff)))
+            keep = diff | (y == 1)  # this problem's different-answer pairs against every same-answer pair
+            out.append((str(pid), int(diff.sum()), auroc(s[keep], y[keep]), auroc(ref[keep], y[keep])))
     return out
 
 

@@ -85,13 +85,18 @@ def _sources(runs: dict[str, list[dict]]) -> list[str]:
     return sorted(keys)
 
 
+def source_diffs(m: dict) -> dict[str, float]:
+    """Judge - reference test AUROC per test source (the flat ``test/auroc/<source>`` keys)."""
+    prefix = "test/auroc/"
+    return {k[len(prefix) :]: v - m[f"test/auroc_reference/{k[len(prefix) :]}"] for k, v in m.items()
+            if k.startswith(prefix) and f"test/auroc_reference/{k[len(prefix) :]}" in m}  # fmt: skip
+
+
 def set_diffs(m: dict) -> dict[str, float]:
     """Judge - reference test AUROC on every test source and, for a source with several models (CHAMP's held-out
     GPT-4 and GPT-4 Turbo), on each of its models (sources only where the run kept no per-model metrics)."""
     if not m.get("per_source"):
-        prefix = "test/auroc/"
-        return {k[len(prefix) :]: v - m[f"test/auroc_reference/{k[len(prefix) :]}"] for k, v in m.items()
-                if k.startswith(prefix) and f"test/auroc_reference/{k[len(prefix) :]}" in m}  # fmt: skip
+        return source_diffs(m)
     out = {}
     for source, r in m["per_source"].items():
         if r.get("auroc_reference") is None:
@@ -121,10 +126,7 @@ def table(runs: dict[str, list[dict]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for family, ms in runs.items():
         row = [family, ",".join(str(m["_seed"]) for m in ms)]
-        mean_diffs = []
-        for m in ms:
-            d = [m[f"test/auroc/{s}"] - m[f"test/auroc_reference/{s}"] for s in sources if f"test/auroc/{s}" in m]
-            mean_diffs.append(sum(d) / len(d))
+        mean_diffs = [statistics.fmean(source_diffs(m).values()) for m in ms]
         for s in sources:
             judge = [m[f"test/auroc/{s}"] for m in ms if f"test/auroc/{s}" in m]
             ref = [m[f"test/auroc_reference/{s}"] for m in ms if f"test/auroc_reference/{s}" in m]
