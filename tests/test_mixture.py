@@ -1,10 +1,12 @@
 """A weighted mixture of trace sources (`deepprune.judge.mixture`, `data=mixture`): the drawn shares follow the
-weights, a held-out source stays wholly on the val/test side, per-source metrics equal an independent AUROC, bad
-sources fail by key before the model loads, optional sources are skipped, and the single-source path is unchanged.
+weights, a held-out source stays wholly on the val/test side, per-source metrics equal an independent AUROC and
+their problem-bootstrap intervals an independent loop, bad sources fail by key before the model loads, optional
+sources are skipped, and the single-source path is unchanged.
 """
 
 import json
 import logging
+import math
 from collections import Counter
 from functools import partial
 
@@ -248,6 +250,85 @@ def test_per_source_metrics_match_the_rank_formula():
             assert sub["auroc_reference"] == pytest.approx(ref)
 
 
+def test_rank_auroc_equals_torchmetrics_and_the_definition():
+    import random
+
+    from deepprune.judge.metrics import judge_metrics, rank_auroc
+
+    rng = random.Random(3)
+    labels = [int(rng.random() < 0.3) for _ in range(200)]
+    scores = [round(rng.random() * 0.5 + 0.4 * y, 1) for y in labels]  # coarse: many ties
+    assert rank_auroc(scores, labels) == pytest.approx(_rank_auroc(scores, labels), abs=1e-12)
+    assert rank_auroc(scores, labels) == pytest.approx(judge_metrics(scores, labels)["auroc"], abs=1e-6)
+    assert rank_auroc([0.2, 0.2, 0.9], [0, 1, 1]) == 0.75  # (half + one) / 2
+    assert math.isnan(rank_auroc([0.1, 0.2], [1, 1]))
+
+
+def test_auroc_intervals_resample_problems_as_a_plain_loop_would():
+    """An independent loop (one rng.integers draw of problems per resample, seed 0, one-class draws dropped) gives
+    the same three intervals; the difference is taken on the same resamples, so a judge equal to its reference
+    has the interval [0, 0]."""
+    import random
+
+    import numpy as np
+
+    from deepprune.judge.metrics import auroc_intervals, rank_auroc
+
+    rng = random.Random(5)
+    problems = [f"p{i % 9}" for i in range(150)]
+    labels = [int(rng.random() < (0.2 if p in ("p1", "p4") else 0.9)) for p in problems]
+    scores = [rng.random() * 0.7 + 0.3 * y for y in labels]
+    reference = [rng.random() * 0.9 + 0.1 * y for y in labels]
+    got = auroc_intervals(scores, labels, problems, reference=reference, n_boot=300)
+    members = {p: [i for i, q in enumerate(problems) if q == p] for p in dict.fromkeys(problems)}
+    groups = list(members.values())
+    draws = np.random.default_rng(0)
+    s, r, y = np.array(scores), np.array(reference), np.array(labels)
+    judge, ref = [], []
+    for _ in range(300):
+        idx = np.concatenate([groups[g] for g in draws.integers(0, len(groups), len(groups))])
+        a, b = rank_auroc(s[idx], y[idx]), rank_auroc(r[idx], y[idx])
+        if not (math.isnan(a) or math.isnan(b)):
+            judge.append(a)
+            ref.append(b)
+    for key, values in (("auroc", judge), ("auroc_reference", ref), ("auroc_diff", np.subtract(judge, ref))):
+        low, high = np.quantile(values, [0.025, 0.975])
+        assert (got[key].low, got[key].high) == pytest.approx((low, high), abs=1e-12)
+    assert got["auroc"].mean == pytest.approx(_rank_auroc(scores, labels))
+    assert got["auroc_diff"].mean == pytest.approx(got["auroc"].mean - got["auroc_reference"].mean)
+    same = auroc_intervals(scores, labels, problems, reference=scores, n_boot=100)["auroc_diff"]
+    assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)
+    assert auroc_intervals([0.1, 0.2], [1, 1], ["a", "b"], reference=[0.3, 0.4]) == dict.fromkeys(
+        ("auroc", "auroc_reference", "auroc_diff")
+    )
+    with pytest.raises(ValueError, match="differ in length: 2 scores, 1 groups"):
+        auroc_intervals([0.1, 0.2], [0, 1], ["a"])
+
+
+def test_per_source_metrics_intervals_by_problem_where_a_source_has_several_models():
+    from deepprune.judge.metrics import auroc_intervals
+
+    labels = [1, 0, 1, 0, 1, 1, 0, 1, 0, 1] * 4
+    scores = [0.9, 0.2, 0.7, 0.4, 0.8, 0.6, 0.5, 0.3, 0.1, 0.95] * 4
+    reference = [0.5, 0.5, 0.6, 0.2, 0.9, 0.1, 0.3, 0.8, 0.4, 0.7] * 4
+    problems = [f"q{i // 4}" for i in range(40)]
+    sources = ["two"] * 20 + ["one"] * 20
+    models = ["m1", "m2"] * 10 + ["m"] * 20
+    table = per_source_metrics(scores, labels, sources, models, reference=reference, problems=problems)
+    for source, lo, hi in (("two", 0, 20), ("one", 20, 40)):
+        ci = auroc_intervals(scores[lo:hi], labels[lo:hi], problems[lo:hi], reference=reference[lo:hi])
+        assert table[source]["auroc_diff_ci"] == pytest.approx([ci["auroc_diff"].low, ci["auroc_diff"].high])
+        assert table[source]["auroc_ci"][0] <= table[source]["auroc"] <= table[source]["auroc_ci"][1]
+    m1 = [i for i in range(20) if models[i] == "m1"]
+    ci = auroc_intervals([scores[i] for i in m1], [labels[i] for i in m1], [problems[i] for i in m1],
+                         reference=[reference[i] for i in m1])  # fmt: skip
+    assert table["two"]["models"]["m1"]["auroc_reference_ci"] == pytest.approx(
+        [ci["auroc_reference"].low, ci["auroc_reference"].high]
+    )
+    assert "auroc_diff_ci" not in table["one"]["models"]["m"]
+    assert "auroc_diff_ci" not in per_source_metrics(scores, labels, sources, models, reference=reference)["one"]
+
+
 def test_single_source_champ_pipeline_is_unchanged():
     """data=champ's path (no sources): the same pairs as split_traces -> build_pairs -> the seeded max_pairs
     subsample, in the same order, with the same swaps; no source on any pair, no mixture report."""
@@ -336,6 +417,23 @@ def test_train_on_a_mixture_writes_per_source_metrics(tmp_path):
         assert 0 <= row["auroc"] <= 1 and 0 <= row["auroc_reference"] <= 1
         assert metrics[f"test/auroc/{source}"] == row["auroc"]
         assert metrics[f"test/auroc_reference/{source}"] == row["auroc_reference"]
+    # scores.jsonl names each test pair's source and problem, so its intervals can be recomputed from it alone
+    from deepprune.judge.metrics import auroc_intervals
+    from deepprune.judge.scores import read_scores
+
+    records = read_scores(tmp_path / "scores.jsonl")
+    assert len(records) == metrics["data_counts"]["test"]["pairs"]
+    for source, row in metrics["per_source"].items():
+        mine = [r for r in records if r["source"] == source]
+        assert len(mine) == row["n"] and all(r["problem_id"] is not None for r in mine)
+        ci = auroc_intervals(
+            [r["score"] for r in mine], [r["label"] for r in mine], [r["problem_id"] for r in mine],
+            reference=[r["score_reference"] for r in mine],
+        )  # fmt: skip
+        assert row["auroc_diff"] == pytest.approx(row["auroc"] - row["auroc_reference"])
+        for key in ("auroc", "auroc_reference", "auroc_diff"):
+            assert row[f"{key}_ci"] == pytest.approx([ci[key].low, ci[key].high], nan_ok=True)
+        assert "auroc_ci" not in row["models"][next(iter(row["models"]))]  # one model: the source's interval
     assert metrics["global_steps"] == 6 and 0 <= metrics["test/auroc"] <= 1  # the old keys stay
     assert 0 <= metrics["best_val/auroc/ood"] <= 1 and cfg.callbacks.model_checkpoint.monitor == "val/auroc/ood"
     import csv

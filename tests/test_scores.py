@@ -12,8 +12,10 @@ from deepprune.judge.scores import FIELDS, SCORES_FILE, read_scores, score_recor
 
 def test_record_has_every_field_in_order():
     rec = score_record(3, True, 0.25, model="GPT-4", problem_id=17, score_reference=None)
-    assert list(rec) == list(FIELDS) == ["i", "problem_id", "model", "label", "score", "score_reference"]
-    assert rec == {"i": 3, "problem_id": "17", "model": "GPT-4", "label": 1, "score": 0.25, "score_reference": None}
+    assert list(rec) == list(FIELDS) == ["i", "problem_id", "model", "label", "score", "score_reference", "source"]
+    expected = {"i": 3, "problem_id": "17", "model": "GPT-4", "label": 1, "score": 0.25, "score_reference": None}
+    assert rec == expected | {"source": None}
+    assert score_record(0, 0, 0.5, source="qwen25_math")["source"] == "qwen25_math"
     with pytest.raises(ValueError, match=r"label must be 0 or 1, got 2 \(pair 5\)"):
         score_record(5, 2, 0.1)
 
@@ -32,7 +34,7 @@ def test_files_of_the_old_shape_read_with_nulls(tmp_path: Path):
     path = tmp_path / SCORES_FILE
     path.write_text(json.dumps({"score": 0.5, "label": 0}) + "\n" + '{"score": 0.9, "label": 1, "extra": "x"}\n{"sc')
     first, second = read_scores(path)  # the torn last line is ignored
-    assert first == {"i": None, "problem_id": None, "model": None, "label": 0, "score": 0.5, "score_reference": None}
+    assert first == dict.fromkeys(FIELDS) | {"label": 0, "score": 0.5}
     assert second["extra"] == "x" and second["label"] == 1
 
 

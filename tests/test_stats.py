@@ -13,6 +13,7 @@ from deepprune.stats import (
     clustered_bootstrap_ci,
     paired_diff_ci,
     ratio_reduction_ci,
+    resample_blocks,
 )
 
 
@@ -29,6 +30,17 @@ def test_two_values_follow_the_hand_computed_resampling_distribution() -> None:
     # the 2.5% and 97.5% quantiles are 0 and 1, the 30% and 70% quantiles both 0.5.
     assert bootstrap_ci([0.0, 1.0]) == Interval(0.5, 0.0, 1.0, 0.95)
     assert bootstrap_ci([0.0, 1.0], level=0.4) == Interval(0.5, 0.5, 0.5, 0.4)
+
+
+def test_resample_blocks_are_the_one_draw_per_resample_stream() -> None:
+    blocks = list(resample_blocks(7, n_boot=600, seed=3))
+    assert [b.shape for b in blocks] == [(256, 7), (256, 7), (88, 7)]
+    rng = np.random.default_rng(3)
+    assert np.array_equal(np.concatenate(blocks), np.stack([rng.integers(0, 7, 7) for _ in range(600)]))
+    with pytest.raises(ValueError, match="n_boot must be >= 1, got 0"):
+        resample_blocks(7, n_boot=0)
+    with pytest.raises(ValueError, match=r"no rows to resample \(n=0\)"):
+        resample_blocks(0)
 
 
 def test_literal_interval_of_a_fixed_sample() -> None:

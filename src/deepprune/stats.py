@@ -13,7 +13,7 @@ resamples (the intervals of two arms and of their difference use one set of draw
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "clustered_bootstrap_ci",
     "paired_diff_ci",
     "ratio_reduction_ci",
+    "resample_blocks",
     "seed_interval",
 ]
 
@@ -88,6 +89,20 @@ def _paired(a: Outcomes, b: Outcomes, name_a: str, name_b: str) -> tuple[np.ndar
     return ma, mb
 
 
+def resample_blocks(n: int, n_boot: int = 2000, seed: int = 0) -> Iterator[np.ndarray]:
+    """The resamples every interval here uses: ``n_boot`` draws of ``n`` row indices (with replacement) from
+    ``default_rng(seed)``, yielded as [b x n] blocks (b <= 256) in order. The stream is the one that drawing
+    ``rng.integers(0, n, n)`` once per resample gives, so a statistic computed one resample at a time on it has
+    the same interval as one computed a block at a time."""
+    # checked here, not in the generator, so a bad call fails where it is made
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if n < 1:
+        raise ValueError(f"resample_blocks: no rows to resample (n={n})")
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, n, size=(min(_BLOCK, n_boot - start), n)) for start in range(0, n_boot, _BLOCK))
+
+
 def _bootstrap(
     n: int, statistic: Callable[[np.ndarray], np.ndarray], level: float, n_boot: int, seed: int
 ) -> tuple[float, float]:
@@ -95,11 +110,7 @@ def _bootstrap(
 
     ``statistic`` maps a [b x n] block of row indices to ``b`` values.
     """
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_boot, dtype=np.float64)
-    for start in range(0, n_boot, _BLOCK):
-        b = min(_BLOCK, n_boot - start)
-        stats[start : start + b] = statistic(rng.integers(0, n, size=(b, n)))
+    stats = np.concatenate([statistic(block) for block in resample_blocks(n, n_boot, seed)])
     alpha = (1 - level) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
     return float(low), float(high)

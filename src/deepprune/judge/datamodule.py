@@ -57,9 +57,8 @@ SamplerFactory = Callable[[Sequence[int]], "Sampler[int] | None"]
 class PairCollator:
     """Pad a list of encoded pairs into one batch.
 
-    Each feature is ``{"input_ids": list[int], "label": int, "model": str, "texts": (a, b)}``; the batch
-    holds ``input_ids``/``attention_mask`` ``LongTensor[B, T]`` (T = longest in the batch), ``labels``
-    ``LongTensor[B]``, and the pass-through lists ``models`` and ``texts`` (used by the test step).
+    Each feature is ``{"input_ids": list[int], "label": int, "model": str, "texts": (a, b)}``; the batch holds
+    ``input_ids``/``attention_mask`` [B, T] (T = longest), ``labels`` [B], pass-through lists (``models``, ...).
 
     >>> c = PairCollator(pad_token_id=0)
     >>> b = c([{"input_ids": [5, 6, 7], "label": 1, "model": "m", "texts": ("a", "b")},
@@ -88,6 +87,7 @@ class PairCollator:
             "texts": [tuple(f["texts"]) for f in features],
             "indices": [int(f.get("index", -1)) for f in features],
             "sources": [f.get("source") for f in features],
+            "problem_ids": [f.get("problem_id") for f in features],
         }
 
 
@@ -344,6 +344,7 @@ class PairDataModule(L.LightningDataModule):
                         "group": group if source is None else f"{source}\x1f{group}",
                         "texts": (a, b),
                         "source": source,
+                        "problem_id": str(p.a.problem_id),
                     }
                 )
             self.datasets[name] = PairDataset(features)

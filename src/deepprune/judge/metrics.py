@@ -62,6 +62,75 @@ def judge_metrics(
     return {"auroc": auroc, "tnr_at_fnr": tnr, "threshold": threshold, "n": int(len(y)), "pos": pos}
 
 
+def rank_auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
+    """AUROC as the Mann-Whitney share of (same, different) pairs ranked right, ties counted half; NaN when a
+    class is missing. The value `judge_metrics` gets from torchmetrics, in numpy: cheap enough to recompute on
+    thousands of bootstrap resamples."""
+    s, y = _as_arrays(scores, labels)
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int(len(y) - pos.sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based, tied values share their mean rank
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def auroc_intervals(
+    scores: Sequence[float] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    groups: Sequence[Any],
+    reference: Sequence[float] | np.ndarray | None = None,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The judge's AUROC with a percentile interval from resampling ``groups`` (problems) with replacement, and
+    with ``reference`` (a zero-shot scorer on the same pairs) the reference's and the paired difference judge -
+    reference, all three on the same resamples (`deepprune.stats.resample_blocks`).
+
+    The pairs of one problem share its traces, so problems, not pairs, are the unit of resampling. A resample
+    whose pairs hold one class has no AUROC and is left out of the quantiles. Returns ``{"auroc": Interval,
+    "auroc_reference": Interval, "auroc_diff": Interval}`` (the last two with ``reference``), each Interval's
+    ``mean`` the full-data value; None where the pairs hold one class.
+    """
+    from deepprune.stats import Interval, resample_blocks
+
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    s, y = _as_arrays(scores, labels)
+    g = np.asarray([str(x) for x in groups], dtype=object)
+    r = None if reference is None else np.asarray(reference, dtype=np.float64).reshape(-1)
+    if len(g) != len(s) or (r is not None and len(r) != len(s)):
+        raise ValueError(f"scores, labels, groups and reference differ in length: {len(s)} scores, {len(g)} groups")
+    members = [np.flatnonzero(g == name) for name in dict.fromkeys(g.tolist())]  # first-seen order
+    arms = {"auroc": s} if r is None else {"auroc": s, "auroc_reference": r}
+    point = {k: rank_auroc(v, y) for k, v in arms.items()}
+    if r is not None:
+        point["auroc_diff"] = point["auroc"] - point["auroc_reference"]
+    if any(math.isnan(v) for v in point.values()):
+        return dict.fromkeys(point)
+    draws: dict[str, list[float]] = {k: [] for k in point}
+    for block in resample_blocks(len(members), n_boot, seed):
+        for row in block:
+            idx = np.concatenate([members[i] for i in row])
+            values = {k: rank_auroc(v[idx], y[idx]) for k, v in arms.items()}
+            if any(math.isnan(v) for v in values.values()):
+                continue
+            for k, v in values.items():
+                draws[k].append(v)
+            if r is not None:
+                draws["auroc_diff"].append(values["auroc"] - values["auroc_reference"])
+    if not draws["auroc"]:  # every resample held one class (one problem holds all different-answer pairs)
+        return {k: Interval(v, math.nan, math.nan, level) for k, v in point.items()}
+    alpha = (1 - level) / 2
+    out = {}
+    for k, v in point.items():
+        low, high = np.quantile(draws[k], [alpha, 1 - alpha])
+        out[k] = Interval(v, float(low), float(high), level)
+    return out
+
+
 def per_model_metrics(
     scores: Sequence[float] | np.ndarray,
     labels: Sequence[int] | np.ndarray,
@@ -99,27 +168,40 @@ def per_source_metrics(
     models: Sequence[str | None],
     reference: Sequence[float] | np.ndarray | None = None,
     fnr: float = 0.2,
+    problems: Sequence[Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """`judge_metrics` of each source's pairs pooled, and under ``"models"`` of each (source, model); with
     ``reference`` (a zero-shot scorer's scores on the same pairs) its ``auroc_reference`` and
-    ``tnr_at_fnr_reference`` beside the judge's in every entry."""
+    ``tnr_at_fnr_reference`` beside the judge's in every entry. With ``problems`` (each pair's problem id) too,
+    the paired difference ``auroc_diff`` (judge - reference) and 95% intervals ``auroc_ci``,
+    ``auroc_reference_ci`` and ``auroc_diff_ci`` from resampling problems (`auroc_intervals`), for each source
+    and, where a source has several models, for each of them; [NaN, NaN] where no resample holds both classes."""
     s, y = _as_arrays(scores, labels)
     r = None if reference is None else np.asarray(reference, dtype=np.float64).reshape(-1)
     src, mod = np.asarray([str(x) for x in sources], dtype=object), np.asarray([str(x) for x in models], dtype=object)
-    if not len(src) == len(mod) == len(s) or (r is not None and len(r) != len(s)):
-        raise ValueError(f"scores, labels, sources, models and reference differ in length: {len(s)} scores")
+    pid = None if problems is None else np.asarray([str(x) for x in problems], dtype=object)
+    if not len(src) == len(mod) == len(s) or any(x is not None and len(x) != len(s) for x in (r, pid)):
+        raise ValueError(f"scores, labels, sources, models, reference and problems differ in length: {len(s)} scores")
 
-    def entry(mask: np.ndarray) -> dict[str, Any]:
+    def entry(mask: np.ndarray, intervals: bool) -> dict[str, Any]:
         row = judge_metrics(s[mask], y[mask], fnr)
         if r is not None:
             ref = judge_metrics(r[mask], y[mask], fnr)
             row |= {"auroc_reference": ref["auroc"], "tnr_at_fnr_reference": ref["tnr_at_fnr"]}
+            if pid is not None and intervals:
+                ci = auroc_intervals(s[mask], y[mask], pid[mask], reference=r[mask])
+                row["auroc_diff"] = row["auroc"] - row["auroc_reference"]
+                for key, iv in ci.items():
+                    row[f"{key}_ci"] = [math.nan, math.nan] if iv is None else [iv.low, iv.high]
         return row
 
     out: dict[str, dict[str, Any]] = {}
     for name in sorted(set(src.tolist())):
         mask = src == name
-        out[name] = entry(mask) | {"models": {m: entry(mask & (mod == m)) for m in sorted(set(mod[mask].tolist()))}}
+        names = sorted(set(mod[mask].tolist()))
+        # one model: its entry is the source's, whose interval is already there
+        models = {m: entry(mask & (mod == m), len(names) > 1) for m in names}
+        out[name] = entry(mask, True) | {"models": models}
     return out
 
 

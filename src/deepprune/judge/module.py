@@ -184,7 +184,10 @@ class JudgeModule(L.LightningModule):
         n = len(batch["labels"])
         indices = batch.get("indices") or [-1] * n
         sources = batch.get("sources") or [None] * n
-        rows = zip(indices, probs.tolist(), batch["labels"].tolist(), batch["models"], batch["texts"], sources)
+        problems = batch.get("problem_ids") or [None] * n
+        rows = zip(
+            indices, probs.tolist(), batch["labels"].tolist(), batch["models"], batch["texts"], sources, problems
+        )
         self._test_rows.extend(rows)
 
     def on_test_epoch_end(self) -> None:
@@ -213,12 +216,13 @@ class JudgeModule(L.LightningModule):
 
     def score_test(self, rows: Iterable[tuple]) -> dict[str, Any]:
         """Per-model (and, for a mixture, per-source) metrics for the judge and the reference, written to
-        metrics.json and roc.png. A row is ``(score, label, model, texts)`` or ``(..., texts, source)``."""
+        metrics.json, roc.png and scores.jsonl. A row is ``(score, label, model, texts)``, ``(..., texts, source)``
+        or ``(..., source, problem_id)``; missing fields are None."""
         from deepprune.judge.metrics import AVERAGE, per_model_metrics, plot_roc
         from deepprune.runtime import run_dir, write_metrics
 
-        rows = [tuple(r) if len(r) == 5 else (*r, None) for r in rows]
-        scores, labels, models, texts, sources = (list(x) for x in zip(*rows))
+        rows = [(*r, *[None] * (6 - len(r))) for r in rows]
+        scores, labels, models, texts, sources, problems = (list(x) for x in zip(*rows))
         self.test_pairs = ([float(v) for v in scores], [int(v) for v in labels])
         fnr = self.hparams.fnr
         judge = per_model_metrics(scores, labels, models, fnr=fnr)
@@ -248,16 +252,19 @@ class JudgeModule(L.LightningModule):
             log.info("test AUROC: judge %.4f", results[TEST_AUROC])
             ref_scores = None
         if any(source is not None for source in sources):
-            results |= _per_source_results(scores, labels, sources, models, ref_scores, fnr)
+            known = all(p is not None for p in problems)
+            # problem ids repeat across sources ("0", "1", ...), so an interval's unit is (source, problem)
+            groups = [f"{src}\x1f{p}" for src, p in zip(sources, problems)] if known else None
+            results |= _per_source_results(scores, labels, sources, models, ref_scores, fnr, groups)
         out = Path(self.hparams.output_dir) if self.hparams.output_dir is not None else run_dir()
         write_metrics(results, out)
         plot_roc(curves, out / "roc.png", title="Judge ROC on held-out test pairs")
         # per-pair scores (no texts): `python -m deepprune.report` overlays the ROC curves of a sweep's runs. The
-        # pairs are in dataset order (unique_rows), so i is the test pair's index; test batches carry no problem id
+        # pairs are in dataset order (unique_rows), so i is the test pair's index
         ref_column = ref_scores if ref_scores is not None else [None] * len(scores)
         records = [
-            score_record(i, y, p, model=m, score_reference=r)
-            for i, (p, y, m, r) in enumerate(zip(scores, labels, models, ref_column))
+            score_record(i, y, p, model=m, problem_id=pid, score_reference=r, source=src)
+            for i, (p, y, m, r, pid, src) in enumerate(zip(scores, labels, models, ref_column, problems, sources))
         ]
         write_scores(out / SCORES_FILE, records)
         return results
@@ -302,18 +309,33 @@ def unique_rows(rows: Iterable[tuple]) -> list[tuple]:
 
 
 def _per_source_results(
-    scores: list, labels: list, sources: list, models: list, reference: list | None, fnr: float
+    scores: list,
+    labels: list,
+    sources: list,
+    models: list,
+    reference: list | None,
+    fnr: float,
+    problems: list | None = None,
 ) -> dict[str, Any]:
-    """metrics.json's per-source part: ``per_source`` (`deepprune.judge.metrics.per_source_metrics`) and the flat
-    ``test/auroc/<source>`` and ``test/auroc_reference/<source>`` (pooled over the source's test pairs)."""
+    """metrics.json's per-source part: ``per_source`` (`deepprune.judge.metrics.per_source_metrics`, with
+    problem-bootstrap intervals when ``problems`` is given) and the flat ``test/auroc/<source>`` and
+    ``test/auroc_reference/<source>`` (pooled over the source's test pairs)."""
     from deepprune.judge.metrics import per_source_metrics
 
-    table = per_source_metrics(scores, labels, sources, models, reference=reference, fnr=fnr)
+    table = per_source_metrics(scores, labels, sources, models, reference=reference, fnr=fnr, problems=problems)
     flat = {f"{TEST_AUROC}/{name}": row["auroc"] for name, row in table.items()}
     if reference is not None:
         flat |= {f"{TEST_AUROC_REFERENCE}/{name}": row["auroc_reference"] for name, row in table.items()}
     for name, row in table.items():
-        log.info("test AUROC %s: judge %.4f, reference %.4f", name, row["auroc"], row.get("auroc_reference", math.nan))
+        ci = row.get("auroc_diff_ci")
+        diff = "" if ci is None else f", judge - reference {row['auroc_diff']:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]"
+        log.info(
+            "test AUROC %s: judge %.4f, reference %.4f%s",
+            name,
+            row["auroc"],
+            row.get("auroc_reference", math.nan),
+            diff,
+        )
     return {"per_source": table, **flat}
 
 

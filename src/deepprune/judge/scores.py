@@ -3,12 +3,13 @@
 ``scores.jsonl`` holds one JSON object per scored test pair, with the fields of :func:`score_record`:
 
 - ``i``: the pair's index in the evaluation (dataset order);
-- ``problem_id``: the problem both traces answer (null where the writer does not know it: train's test batches
-  carry the generating model but not the problem);
+- ``problem_id``: the problem both traces answer (null where the writer does not know it);
 - ``model``: the generating model of the pair's traces;
 - ``label``: 1 when both traces reach the same answer, else 0;
 - ``score``: the judge's P(same answer);
-- ``score_reference``: a zero-shot reference scorer's P(same answer) on the same pair (null without one).
+- ``score_reference``: a zero-shot reference scorer's P(same answer) on the same pair (null without one);
+- ``source``: the trace source of a mixture's pair (``data=mixture``; null otherwise): problem ids are unique only
+  within a source.
 
 ``python -m deepprune.report`` reads it back with :func:`read_scores` to overlay the ROC curves of a sweep's runs.
 The ``TEST_*`` keys are the test metrics ``JudgeModule`` logs and writes to ``metrics.json``; they live here, not
@@ -26,15 +27,16 @@ from typing import Any
 SCORES_FILE = "scores.jsonl"
 
 #: Field names of one record.
-INDEX, PROBLEM_ID, MODEL, LABEL, SCORE, SCORE_REFERENCE = (
+INDEX, PROBLEM_ID, MODEL, LABEL, SCORE, SCORE_REFERENCE, SOURCE = (
     "i",
     "problem_id",
     "model",
     "label",
     "score",
     "score_reference",
+    "source",
 )
-FIELDS: tuple[str, ...] = (INDEX, PROBLEM_ID, MODEL, LABEL, SCORE, SCORE_REFERENCE)
+FIELDS: tuple[str, ...] = (INDEX, PROBLEM_ID, MODEL, LABEL, SCORE, SCORE_REFERENCE, SOURCE)
 
 #: metrics.json keys of a judge's test: the average over test models of AUROC and TNR@FNR, for the judge and for
 #: the zero-shot reference scored on the same pairs.
@@ -51,6 +53,7 @@ def score_record(
     model: str | None = None,
     problem_id: str | None = None,
     score_reference: float | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
     """One line of ``scores.jsonl``: every field present, in :data:`FIELDS` order (null where unknown)."""
     if int(label) not in (0, 1):
@@ -62,6 +65,7 @@ def score_record(
         LABEL: int(label),
         SCORE: float(score),
         SCORE_REFERENCE: None if score_reference is None else float(score_reference),
+        SOURCE: None if source is None else str(source),
     }
 
 
