@@ -15,6 +15,7 @@ declare -A VARIANT=(
   [const]="~scheduler"
   [more_champ]="data.sources.champ.max_problems.train=120 data.sources.champ.max_problems.val=18"
   [prior]="model.pair_prior=true"
+  [champ_w1]="data.sources.champ.weight=1"   # CHAMP : SkyThought group batches 1 : 1 (default 3 : 1)
   # the default validated on Qwen2.5-Math's test half and tested on its validation half: with default, a 2-fold
   # cross-fit of the held-out source at each seed
   [swap]="data.sources.qwen25_math.swap_sides=true"
