@@ -1,6 +1,6 @@
 """The server's wire format without an engine: request checks name the field, response bodies, the saved-token
 estimate, Prometheus text, the composed `serve` config and its policies (built per request with the request's
-settings)."""
+settings), and which traces a cancelled request aborts."""
 
 from __future__ import annotations
 
@@ -181,3 +181,37 @@ def test_draining_server_answers_503_before_the_lifespan_ends() -> None:
     response = client.post("/v1/chat/completions", json={"model": "tiny", "messages": USER})
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     assert response.json()["error"]["type"] == "server_shutting_down"
+
+
+def test_cancelled_request_aborts_only_traces_still_generating() -> None:
+    """A request's view of the engine (`_Recorder`): on cancellation it aborts, and counts for
+    ``deepprune_aborted_traces_total``, the traces neither finished nor already pruned by the policy, pruned ones
+    recognised through a judge's snapshot of them too."""
+    import asyncio
+    import dataclasses
+
+    from deepprune.online.generators.base import TraceState
+    from deepprune.serve.service import _Recorder
+
+    class Engine:  # records what the view forwards to the shared engine
+        def __init__(self) -> None:
+            self.released: list[list[int]] = []
+
+        async def start(self, problem, n, seed):
+            return [TraceState(index=i, seed=seed, handle=object()) for i in range(n)]
+
+        async def release(self, states):
+            self.released.append([s.index for s in states])
+
+    async def scenario() -> tuple[int, int]:
+        engine = Engine()
+        view = _Recorder(engine)
+        states = await view.start(None, 5, 0)
+        states[0].finished = True
+        await view.release([dataclasses.replace(states[1])])  # the policy prunes trace 1 through a snapshot
+        aborted = await view.release_all()
+        again = await view.release_all()  # nothing is aborted twice
+        assert engine.released == [[1], [2, 3, 4]]
+        return aborted, again
+
+    assert asyncio.run(scenario()) == (3, 0)

@@ -89,6 +89,9 @@ class _Recorder:
     def __init__(self, generator: Any) -> None:
         self.generator = generator
         self.states: list[TraceState] = []
+        # the policy's pruned traces, already aborted, not to count again; by handle, which a judge's snapshot of a
+        # state (dataclasses.replace) shares with it
+        self._released: set[int] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["generator"], name)
@@ -102,13 +105,15 @@ class _Recorder:
         await self.generator.advance(states, until)
 
     async def release(self, states: list[TraceState]) -> None:
+        self._released.update(id(s.handle) for s in states)
         await self.generator.release(states)
 
     async def release_all(self) -> int:
-        """Abort whatever of this request's traces is still generating; how many that was."""
-        open_states = [s for s in self.states if not s.finished]
+        """Abort whatever of this request's traces is still generating (neither finished nor pruned by the
+        policy); how many that was."""
+        open_states = [s for s in self.states if not s.finished and id(s.handle) not in self._released]
         if open_states:
-            await self.generator.release(open_states)
+            await self.release(open_states)
         return len(open_states)
 
     def close(self) -> None:  # the server owns the engine
