@@ -148,7 +148,7 @@ def test_config_builds_every_policy_with_request_settings() -> None:
 @pytest.mark.parametrize(
     "override, text",
     [("n=0", "n=0"), ("server.max_in_flight=0", "server.max_in_flight=0"), ("default_policy=x", "default_policy"),
-     ("n=100", "server.max_n=64"), ("tau=2", "tau=2")],
+     ("n=100", "server.max_n=64"), ("tau=2", "tau=2"), ("server.retry_after_s=-1", "server.retry_after_s=-1")],
 )  # fmt: skip
 def test_bad_server_config_names_the_key(override: str, text: str) -> None:
     from deepprune.serve.server import check_config
@@ -163,6 +163,7 @@ def test_draining_server_answers_503_before_the_lifespan_ends() -> None:
     from fastapi.testclient import TestClient
 
     from deepprune.serve.app import create_app
+    from deepprune.serve.server import server_limits
 
     class NoEngine:  # the two things these routes read of the service
         model_names = ["tiny"]
@@ -173,13 +174,16 @@ def test_draining_server_answers_503_before_the_lifespan_ends() -> None:
         def close(self) -> None:
             pass
 
-    app = create_app(NoEngine())
+    limits = server_limits(_cfg("server.retry_after_s=7", "server.max_in_flight=3").server)
+    assert (limits.retry_after_s, limits.max_in_flight, limits.poll_s) == (7, 3, 0.2)
+    assert server_limits(_cfg().server).retry_after_s == 1
+    app = create_app(NoEngine(), limits)
     client = TestClient(app)
     assert client.get("/health").json()["status"] == "ok"
     app.state.begin_shutdown()
     assert client.get("/health").status_code == 503
     response = client.post("/v1/chat/completions", json={"model": "tiny", "messages": USER})
-    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.status_code == 503 and response.headers["Retry-After"] == "7"  # server.retry_after_s
     assert response.json()["error"]["type"] == "server_shutting_down"
 
 

@@ -46,7 +46,7 @@ class Limits:
 
     max_in_flight: int = 4  # requests generating at once; past it: 429
     poll_s: float = 0.2  # how often a generating request checks that its client is still connected
-    retry_after_s: int = 1  # Retry-After of a 429/503
+    retry_after_s: int = 1  # Retry-After (seconds) of a 429/503
 
 
 def create_app(service: Service, limits: Limits | None = None, metrics: ServeMetrics | None = None) -> FastAPI:

@@ -16,9 +16,10 @@ from deepprune.validation import check_choice, check_int_at_least, check_number_
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+    from deepprune.serve.app import Limits
     from deepprune.serve.service import Service
 
-__all__ = ["check_config", "build_service", "serve"]
+__all__ = ["build_service", "check_config", "serve", "server_limits"]
 
 log = get_logger("deepprune.serve")
 
@@ -38,6 +39,7 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.n > server.max_n:
         raise ValueError(f"n={cfg.n} is invalid: `n` must be at most server.max_n={server.max_n}")
     check_number_in("server.poll_s", server.poll_s, 0.001, 60.0)
+    check_int_at_least("server.retry_after_s", server.retry_after_s, 0)
     check_number_in("server.graceful_shutdown_s", server.graceful_shutdown_s, 0.0, 86400.0)
     entry = POLICIES[cfg.default_policy]
     if entry not in cfg.policies:
@@ -69,14 +71,22 @@ def build_service(cfg: DictConfig) -> Service:
         raise
 
 
+def server_limits(server: Any) -> Limits:
+    """The app's limits from the config's ``server:`` block."""
+    from deepprune.serve.app import Limits
+
+    return Limits(
+        max_in_flight=int(server.max_in_flight), poll_s=float(server.poll_s), retry_after_s=int(server.retry_after_s)
+    )
+
+
 def serve(service: Service, server: Any) -> None:
     """Run uvicorn on ``service`` until it is stopped (SIGTERM or SIGINT); the service is closed on return."""
     import uvicorn
 
-    from deepprune.serve.app import Limits, create_app
+    from deepprune.serve.app import create_app
 
-    limits = Limits(max_in_flight=int(server.max_in_flight), poll_s=float(server.poll_s))
-    app = create_app(service, limits)
+    app = create_app(service, server_limits(server))
     config = uvicorn.Config(
         app, host=str(server.host), port=int(server.port), log_level=str(server.log_level),
         timeout_graceful_shutdown=int(server.graceful_shutdown_s), access_log=False,
