@@ -198,11 +198,12 @@ def test_cancelled_request_aborts_only_traces_still_generating() -> None:
     from deepprune.serve.service import _Recorder
 
     class Engine:  # records what the view forwards to the shared engine
-        def __init__(self) -> None:
+        def __init__(self, handles: bool = True) -> None:
             self.released: list[list[int]] = []
+            self.handles = handles
 
         async def start(self, problem, n, seed):
-            return [TraceState(index=i, seed=seed, handle=object()) for i in range(n)]
+            return [TraceState(index=i, seed=seed, handle=object() if self.handles else None) for i in range(n)]
 
         async def release(self, states):
             self.released.append([s.index for s in states])
@@ -219,3 +220,13 @@ def test_cancelled_request_aborts_only_traces_still_generating() -> None:
         return aborted, again
 
     assert asyncio.run(scenario()) == (3, 0)
+
+    async def without_handles() -> list[list[int]]:  # a backend that keeps no handle: each state is its own trace
+        engine = Engine(handles=False)
+        view = _Recorder(engine)
+        states = await view.start(None, 3, 0)
+        await view.release([states[0]])
+        assert await view.release_all() == 2
+        return engine.released
+
+    assert asyncio.run(without_handles()) == [[0], [1, 2]]

@@ -83,15 +83,18 @@ class Checked:
     aborted_traces: int = 0  # set when the request was cancelled: traces still generating, aborted in the engine
 
 
+def _trace_key(state: TraceState) -> int:
+    """Which trace a state is: its handle, shared by a judge's snapshot; the state itself for a backend without."""
+    return id(state.handle) if state.handle is not None else id(state)
+
+
 class _Recorder:
     """One request's view of the shared async generator: forwards everything and keeps the states it started."""
 
     def __init__(self, generator: Any) -> None:
         self.generator = generator
         self.states: list[TraceState] = []
-        # the policy's pruned traces, already aborted, not to count again; by handle, which a judge's snapshot of a
-        # state (dataclasses.replace) shares with it
-        self._released: set[int] = set()
+        self._released: set[int] = set()  # _trace_key of the traces already aborted (pruned by the policy)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.__dict__["generator"], name)
@@ -105,13 +108,13 @@ class _Recorder:
         await self.generator.advance(states, until)
 
     async def release(self, states: list[TraceState]) -> None:
-        self._released.update(id(s.handle) for s in states)
+        self._released.update(_trace_key(s) for s in states)
         await self.generator.release(states)
 
     async def release_all(self) -> int:
         """Abort whatever of this request's traces is still generating (neither finished nor pruned by the
         policy); how many that was."""
-        open_states = [s for s in self.states if not s.finished and id(s.handle) not in self._released]
+        open_states = [s for s in self.states if not s.finished and _trace_key(s) not in self._released]
         if open_states:
             await self.release(open_states)
         return len(open_states)
