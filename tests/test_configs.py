@@ -140,6 +140,19 @@ def test_data_configs_instantiate(tmp_path, data, truncation):
     assert dm.truncation == rule and dm.seed == cfg.seed
 
 
+def test_an_experiment_config_sets_train_yamls_own_keys(tmp_path):
+    """train.yaml lists _self_ before hparams_search and experiment, so an experiment config (a user's, on the
+    search path) can set this file's top-level keys, interpolations included, as online's experiments can."""
+    exp = tmp_path / "conf" / "experiment"
+    exp.mkdir(parents=True)
+    (exp / "probe.yaml").write_text("# @package _global_\nseed: 7\nscale:\n  token_k: 64\noptimizer:\n  lr: 1.0e-3\n")
+    cfg = make_cfg(tmp_path, f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=probe")
+    assert (cfg.seed, cfg.scale.token_k, cfg.optimizer.lr) == (7, 64, 1.0e-3)
+    assert cfg.truncation.k == 64  # ${scale.token_k} follows
+    plain = make_cfg(tmp_path)
+    assert (plain.seed, plain.scale.token_k, plain.optimizer.lr, plain.truncation.k) == (42, 128, 3.0e-5, 128)
+
+
 def test_optuna_search_config(tmp_path):
     cfg = make_cfg(tmp_path, "hparams_search=optuna")
     assert cfg.hydra.mode.name == "MULTIRUN"
