@@ -1,9 +1,10 @@
 """``python -m deepprune.serve`` as a user runs it: a real server process on the vLLM CPU engine with the tiny Qwen3,
 called with the real ``openai`` client.
 
-One server serves the whole module (engine start dominates); the last test sends it SIGTERM and checks that no
-process of it remains. cons@N's vote is recomputed independently: the same prompt and per-trace seeds on a
-separate in-process vLLM engine, answers extracted and voted here.
+One server serves the module's tests (engine start dominates); the last of them sends it SIGTERM and checks that no
+process of it remains. The engine-death test starts a second server and kills its engine core. cons@N's vote is
+recomputed independently: the same prompt and per-trace seeds on a separate in-process vLLM engine, answers
+extracted and voted here.
 """
 
 from __future__ import annotations
@@ -54,10 +55,9 @@ class Server:
         return values[0] if values else 0.0
 
 
-@pytest.fixture(scope="module")
-def server(tiny_qwen3_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def _launch(tiny_qwen3_dir: Path, run_dir: Path) -> Server:
+    """A server process on the tiny Qwen3, once its /health answers 200."""
     port = _free_port()
-    run_dir = tmp_path_factory.mktemp("serve")
     log = run_dir / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     cmd = [
@@ -83,10 +83,16 @@ def server(tiny_qwen3_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     else:
         proc.kill()
         pytest.fail(f"the server did not come up:\n{log.read_text()[-4000:]}")
+    return srv
+
+
+@pytest.fixture(scope="module")
+def server(tiny_qwen3_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    srv = _launch(tiny_qwen3_dir, tmp_path_factory.mktemp("serve"))
     yield srv
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    if srv.proc.poll() is None:
+        srv.proc.kill()
+        srv.proc.wait()
 
 
 def _reference_cons(model_dir: Path, n: int, seed: int) -> tuple[list[int], list[str | None]]:
@@ -264,3 +270,33 @@ def test_sigterm_stops_the_server_and_leaves_no_process(server: Server) -> None:
     assert "resp" in box or "err" in box  # answered within the grace period, or cut off: never left hanging
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert alive == [], f"processes left behind: {[p.pid for p in alive]}"
+
+
+def test_a_dead_engine_makes_health_and_requests_503(tiny_qwen3_dir: Path, tmp_path: Path) -> None:
+    """A server of its own: its vLLM engine core process is killed (as the OOM killer would); /health and the next
+    request say 503 engine_dead instead of ok, and the server still stops on SIGTERM and leaves no process."""
+    srv = _launch(tiny_qwen3_dir, tmp_path)
+    try:
+        proc = psutil.Process(srv.proc.pid)
+        cores = [p for p in proc.children(recursive=True) if "EngineCore" in " ".join(p.cmdline()) + p.name()]
+        assert cores, f"no engine core among {[(p.pid, p.name()) for p in proc.children(recursive=True)]}"
+        others = [p for p in proc.children(recursive=True) if p not in cores]
+        for p in cores:
+            p.kill()
+        deadline = time.time() + 60
+        while httpx.get(srv.url + "/health", timeout=10).status_code == 200 and time.time() < deadline:
+            time.sleep(0.2)
+        health = httpx.get(srv.url + "/health", timeout=10)
+        assert health.status_code == 503 and health.json()["status"] == "engine_dead", health.text
+        with pytest.raises(openai.APIStatusError) as err:
+            srv.client().chat.completions.create(model="tiny", messages=QUESTION, n=1)
+        assert err.value.status_code == 503 and "engine" in str(err.value)
+        assert srv.metric('deepprune_rejected_requests_total{reason="engine_dead"}') == 1
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(timeout=120) in (0, -signal.SIGTERM), srv.log.read_text()[-3000:]
+        _, alive = psutil.wait_procs(others, timeout=30)
+        assert alive == [], f"processes left behind: {[p.pid for p in alive]}"
+    finally:
+        if srv.proc.poll() is None:
+            srv.proc.kill()
+            srv.proc.wait()

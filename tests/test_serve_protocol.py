@@ -165,11 +165,14 @@ def test_draining_server_answers_503_before_the_lifespan_ends() -> None:
     from deepprune.serve.app import create_app
     from deepprune.serve.server import server_limits
 
-    class NoEngine:  # the two things these routes read of the service
+    class NoEngine:  # the three things these routes read of the service
         model_names = ["tiny"]
 
         def engine_counts(self) -> dict:
             return {"unfinished": 0}
+
+        def engine_error(self) -> None:
+            return None
 
         def close(self) -> None:
             pass
@@ -230,3 +233,24 @@ def test_cancelled_request_aborts_only_traces_still_generating() -> None:
         return engine.released
 
     assert asyncio.run(without_handles()) == [[0], [1, 2]]
+
+
+def test_engine_error_reads_the_engines_errored_flag() -> None:
+    """`Service.engine_error` (what /health and each request check): None without an engine or while vLLM's
+    ``errored`` is false; a message once it is true, or when the engine cannot even answer."""
+    from types import SimpleNamespace
+
+    from deepprune.serve.service import Service
+
+    class Broken:
+        @property
+        def errored(self) -> bool:
+            raise RuntimeError("engine core client is closed")
+
+    def error(engine):
+        return Service.engine_error(SimpleNamespace(generator=SimpleNamespace(engine=engine)))
+
+    assert Service.engine_error(SimpleNamespace(generator=object())) is None  # replay: no engine
+    assert error(None) is None and error(SimpleNamespace(errored=False)) is None
+    assert "engine has died" in error(SimpleNamespace(errored=True))
+    assert "engine has died" in error(Broken())

@@ -12,7 +12,9 @@
   (vLLM aborts a request whose stream is cancelled; it does not notice a closed HTTP connection by itself);
 - on shutdown (uvicorn's SIGTERM/SIGINT handling) new requests get 503, requests in flight may finish within
   uvicorn's ``timeout_graceful_shutdown`` (then they are cancelled, which aborts their traces), and the lifespan's
-  end closes the service, which stops the engine processes.
+  end closes the service, which stops the engine processes;
+- once the engine has died (vLLM's engine core process exited), ``/health`` and every request get 503
+  ``engine_dead`` until the server is restarted.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def create_app(service: Service, limits: Limits | None = None, metrics: ServeMet
         if state["shutting_down"]:
             err = RequestError(None, "the server is shutting down", 503, "server_shutting_down")
             return refuse(err, "shutting_down")
+        dead = service.engine_error()
+        if dead is not None:
+            return refuse(RequestError(None, dead, 503, "engine_dead"), "engine_dead")
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -142,6 +147,9 @@ def create_app(service: Service, limits: Limits | None = None, metrics: ServeMet
     async def health() -> Response:
         if state["shutting_down"]:
             return JSONResponse({"status": "shutting_down"}, status_code=503)
+        dead = service.engine_error()
+        if dead is not None:  # a liveness probe restarts the server: the engine does not come back by itself
+            return JSONResponse({"status": "engine_dead", "error": dead}, status_code=503)
         return JSONResponse(
             {"status": "ok", "in_flight": metrics.in_flight, "max_in_flight": limits.max_in_flight,
              "engine": service.engine_counts()}

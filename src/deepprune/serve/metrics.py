@@ -4,7 +4,8 @@ One :class:`ServeMetrics` per app (no global registry, so tests and several apps
 counts). Counters, labelled by policy where it applies:
 
 - ``deepprune_requests_total{policy,status}``: finished requests by outcome (``ok``, ``disconnected``, ``error``),
-  plus ``deepprune_rejected_requests_total{reason}`` (``invalid``: 400, ``overloaded``: 429, ``shutting_down``: 503);
+  plus ``deepprune_rejected_requests_total{reason}`` (``invalid``: 400, ``overloaded``: 429, ``shutting_down`` and
+  ``engine_dead``: 503);
 - ``deepprune_generated_tokens_total{policy}``: every generated token (prefixes and continuations);
 - ``deepprune_tokens_saved_total{policy}``: tokens saved against cons@N, estimated from the pruned traces'
   prefixes (:func:`deepprune.serve.protocol.saved_tokens_estimate`);

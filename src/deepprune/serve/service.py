@@ -203,6 +203,21 @@ class Service:
         )
         return body, saved
 
+    def engine_error(self) -> str | None:
+        """Why the generation engine can serve no more requests, or None while it can. vLLM's AsyncLLM reports
+        ``errored`` once its engine core process has died; it does not come back, so the server says so (503 from
+        ``/health`` and to every request) until someone restarts it."""
+        engine = getattr(self.generator, "engine", None)
+        if engine is None:
+            return None
+        try:
+            errored = bool(getattr(engine, "errored", False))
+        except Exception:  # noqa: BLE001 - an engine that cannot even say is no engine to send work to
+            errored = True
+        if errored:
+            return "the generation engine has died (its engine core process exited; see the server log): restart it"
+        return None
+
     def engine_counts(self) -> dict[str, int]:
         """What the engine itself reports: requests not finished now, and the generator's totals over its engine
         requests (``generated_tokens`` counts the token ids the engine streamed; ``requests``, ``aborted``)."""
