@@ -273,16 +273,36 @@ def test_sigterm_stops_the_server_and_leaves_no_process(server: Server) -> None:
 
 
 def test_a_dead_engine_makes_health_and_requests_503(tiny_qwen3_dir: Path, tmp_path: Path) -> None:
-    """A server of its own: its vLLM engine core process is killed (as the OOM killer would); /health and the next
-    request say 503 engine_dead instead of ok, and the server still stops on SIGTERM and leaves no process."""
+    """A server of its own: its vLLM engine core process is killed (as the OOM killer would) while a request
+    generates; that request, /health and the next request say 503 engine_dead instead of ok, and the server still
+    stops on SIGTERM and leaves no process."""
     srv = _launch(tiny_qwen3_dir, tmp_path)
+    box: dict = {}
+
+    def in_flight() -> None:
+        try:  # cons@64 of 160 tokens: far from done when the engine is killed
+            srv.client(timeout=120).chat.completions.create(
+                model="tiny", messages=QUESTION, n=MAX_N, extra_body={"policy": "cons"}
+            )
+        except BaseException as err:  # noqa: BLE001 - checked below
+            box["err"] = err
+
     try:
         proc = psutil.Process(srv.proc.pid)
         cores = [p for p in proc.children(recursive=True) if "EngineCore" in " ".join(p.cmdline()) + p.name()]
         assert cores, f"no engine core among {[(p.pid, p.name()) for p in proc.children(recursive=True)]}"
         others = [p for p in proc.children(recursive=True) if p not in cores]
+        t = threading.Thread(target=in_flight)
+        t.start()
+        deadline = time.time() + 30
+        while not srv.health()["engine"].get("unfinished_requests") and time.time() < deadline:
+            time.sleep(0.05)
+        assert srv.health()["engine"]["unfinished_requests"] > 0  # its traces are generating
         for p in cores:
             p.kill()
+        t.join(timeout=120)
+        assert isinstance(box.get("err"), openai.APIStatusError), box
+        assert box["err"].status_code == 503 and "engine" in str(box["err"])
         deadline = time.time() + 60
         while httpx.get(srv.url + "/health", timeout=10).status_code == 200 and time.time() < deadline:
             time.sleep(0.2)

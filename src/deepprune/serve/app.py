@@ -13,8 +13,8 @@
 - on shutdown (uvicorn's SIGTERM/SIGINT handling) new requests get 503, requests in flight may finish within
   uvicorn's ``timeout_graceful_shutdown`` (then they are cancelled, which aborts their traces), and the lifespan's
   end closes the service, which stops the engine processes;
-- once the engine has died (vLLM's engine core process exited), ``/health`` and every request get 503
-  ``engine_dead`` until the server is restarted.
+- once the engine has died (vLLM's engine core process exited), the requests it was serving, ``/health`` and every
+  later request get 503 ``engine_dead`` until the server is restarted.
 """
 
 from __future__ import annotations
@@ -128,6 +128,10 @@ def create_app(service: Service, limits: Limits | None = None, metrics: ServeMet
         except Exception:
             log.exception("request failed")
             metrics.inc("deepprune_requests_total", policy=checked.request.policy, status="error")
+            dead = service.engine_error()
+            if dead is not None:  # the engine died under it: say so, as to the requests that follow
+                err = RequestError(None, dead, 503, "engine_dead")
+                return JSONResponse(error_body(err), status_code=503)
             err = RequestError(None, "generation failed (see the server log)", 500, "server_error")
             return JSONResponse(error_body(err), status_code=500)
         metrics.record_completion(checked.request.policy, body["usage"], saved)
